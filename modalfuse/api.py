@@ -1,0 +1,223 @@
+"""The user-facing estimator: build from config, fit, predict, evaluate, save and load."""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+from sklearn.model_selection import train_test_split
+
+from . import __version__
+from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig
+from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
+from .data.cache import FeatureCache
+from .data.readers import as_frame
+from .errors import ConfigError
+from .evaluate import classification_metrics, regression_metrics
+from .fusion import FUSIONS
+from .model import MultimodalNet
+from .train import batches, fit_net
+
+
+class MultimodalModel:
+    """One encoder per modality, a fusion and a task head, with a scikit-learn style API.
+
+    ``data`` arguments accept a DataFrame, a CSV/Parquet path (file paths in it resolve
+    against its folder) or a mapping of column name → array.
+    """
+
+    def __init__(
+        self,
+        modalities: list[ModalityConfig | dict],
+        target: str,
+        model: ModelConfig | dict | None = None,
+        train: TrainConfig | dict | None = None,
+        task: str = "auto",
+        on_error: str = "raise",
+        cache_dir: Optional[str] = None,
+    ) -> None:
+        self.modalities = [m if isinstance(m, ModalityConfig) else ModalityConfig.model_validate(m) for m in modalities]
+        if not self.modalities:
+            raise ConfigError("modalities: give at least one modality")
+        self.model_config = model if isinstance(model, ModelConfig) else ModelConfig.model_validate(model or {})
+        self.train_config = train if isinstance(train, TrainConfig) else TrainConfig.model_validate(train or {})
+        self.target = target
+        self.task = task
+        self.on_error = on_error
+        self.cache = FeatureCache(cache_dir) if cache_dir != "none" else None
+        self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
+        self.target_encoder: Optional[TargetEncoder] = None
+        self.net: Optional[MultimodalNet] = None
+        self.reports: dict[str, SkipReport] = {}
+        self.history: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(cls, cfg: Config, modalities: Optional[list[ModalityConfig]] = None, target: Optional[str] = None) -> "MultimodalModel":
+        mods = cfg.modalities or modalities
+        tgt = cfg.data.target or target
+        if not mods:
+            raise ConfigError("modalities: the config names no modalities")
+        if not tgt:
+            raise ConfigError("data.target: the config names no target column")
+        return cls(mods, tgt, cfg.model, cfg.train, cfg.data.task, cfg.data.on_error, cfg.data.cache_dir)
+
+    # ----------------------------------------------------------------- data
+    def _features(self, data: Any, name: str, fit: bool = False, with_target: bool = True, frame_table=None) -> Features:
+        frame, table, base = frame_table or as_frame(data)
+        features = featurize(
+            frame, self.preprocessors, self.target_encoder, self.target if with_target else None,
+            fit=fit, table=table, base_dir=base, on_error=self.on_error, cache=self.cache,
+            progress=self.train_config.progress,
+        )
+        self.reports[name] = features.report
+        return features
+
+    def _split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        frac = self.train_config.val_fraction
+        if frac <= 0:
+            return frame, frame.iloc[:0]
+        labels = frame[self.target] if self.task == "classification" else None
+        if labels is not None and labels.value_counts().min() < 2:
+            labels = None
+        return train_test_split(frame, test_size=frac, random_state=self.train_config.seed, stratify=labels)
+
+    # ----------------------------------------------------------------- fit
+    def fit(self, data: Any, val: Any = None, run_dir: Optional[str | Path] = None) -> "MultimodalModel":
+        """Fit preprocessors on the training rows only, then train; ``val`` defaults to a split of ``data``."""
+        frame, table, base = as_frame(data)
+        if self.target not in frame.columns:
+            raise ConfigError(f"data.target: column {self.target!r} is not in the training table (columns: {list(frame.columns)[:20]})")
+        if self.task == "auto":
+            self.task = infer_task(frame[self.target])
+        self.target_encoder = TargetEncoder(self.task)
+        if val is None:
+            train_frame, val_frame = self._split(frame)
+            val_source = (val_frame, table, base)
+        else:
+            train_frame, val_source = frame, as_frame(val)
+        train = self._features(None, "train", fit=True, frame_table=(train_frame, table, base))
+        valid = self._features(None, "val", frame_table=val_source) if len(val_source[0]) else None
+        info = {name: pre.encoder_info() for name, pre in self.preprocessors.items()}
+        torch.manual_seed(self.train_config.seed)
+        self.net = MultimodalNet.build(self.modalities, self.model_config, info, self.task, self.target_encoder.n_outputs)
+        aux = self.model_config.aux_weight or FUSIONS.get(self.model_config.fusion.name).default_aux_weight
+        run_path = Path(run_dir) if run_dir else None
+        self.history = fit_net(self.net, train, valid, self.train_config, aux, run_path)
+        if run_path is not None:
+            for name, report in self.reports.items():
+                report.write(run_path, name)
+        return self
+
+    # ----------------------------------------------------------------- predict
+    def _require_fitted(self) -> MultimodalNet:
+        if self.net is None:
+            raise RuntimeError("the model is not fitted: call fit() or load() first")
+        return self.net
+
+    @torch.no_grad()
+    def _outputs(self, features: Features) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        net = self._require_fitted().eval()
+        outs, weights = [], []
+        for batch in batches(features, max(self.train_config.batch_size, 256), shuffle=False):
+            out = net(batch)
+            outs.append(out.output)
+            if out.weights is not None:
+                weights.append(out.weights)
+        empty = torch.zeros(0, net.head.out_dim)
+        return (torch.cat(outs) if outs else empty), (torch.cat(weights) if weights else None)
+
+    def predict_frame(self, data: Any) -> pd.DataFrame:
+        """One row per input row kept: its row id, prediction, class probabilities and modality weights."""
+        features = self._features(data, "predict", with_target=False)
+        out, weights = self._outputs(features)
+        head = self.net.head
+        frame = pd.DataFrame({"row": features.rows})
+        frame["prediction"] = self.target_encoder.decode(head.predict(out).numpy())
+        if self.task == "classification":
+            proba = head.proba(out).numpy()
+            for j, cls in enumerate(self.target_encoder.classes):
+                frame[f"proba_{cls}"] = proba[:, j]
+        for name in self.preprocessors:
+            frame[f"present_{name}"] = features.masks[name].numpy()
+        if weights is not None:
+            for j, name in enumerate(self.net.fusion.modalities):
+                frame[f"weight_{name}"] = weights[:, j].numpy()
+        return frame
+
+    def predict(self, data: Any) -> np.ndarray:
+        return self.predict_frame(data)["prediction"].to_numpy()
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        if self.task != "classification":
+            raise ValueError("predict_proba is for classification models")
+        frame = self.predict_frame(data)
+        return frame[[f"proba_{c}" for c in self.target_encoder.classes]].to_numpy()
+
+    def evaluate(self, data: Any, masks: Optional[dict[str, bool]] = None) -> dict[str, float]:
+        """Task metrics on labelled data; ``masks`` can switch whole modalities off (name → False)."""
+        features = self._features(data, "evaluate")
+        if masks:
+            for name, keep in masks.items():
+                if name not in features.masks:
+                    raise ConfigError(f"unknown modality {name!r}; the model has {list(features.masks)}")
+                if not keep:
+                    features.masks[name] = torch.zeros_like(features.masks[name])
+        out, _ = self._outputs(features)
+        y = features.target.numpy()
+        head = self.net.head
+        if self.task == "classification":
+            result = classification_metrics(y, head.proba(out).numpy())
+        else:
+            result = regression_metrics(y, head.predict(out).numpy())
+        result["n"] = len(y)
+        return result
+
+    # ----------------------------------------------------------------- persistence
+    def spec(self) -> ModelSpec:
+        return ModelSpec(
+            modalities=self.modalities, model=self.model_config, task=self.task, target=self.target,
+            classes=self.target_encoder.classes if self.task == "classification" else None,
+        )
+
+    def save(self, folder: str | Path) -> Path:
+        """safetensors weights + JSON spec, preprocessor state and metadata; no pickles."""
+        net = self._require_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(folder / "weights.safetensors"))
+        (folder / "model.json").write_text(self.spec().model_dump_json(indent=2))
+        (folder / "train.json").write_text(self.train_config.model_dump_json(indent=2))
+        (folder / "preprocessors.json").write_text(json.dumps({n: p.state_dict() for n, p in self.preprocessors.items()}))
+        meta = {"modalfuse": __version__, "torch": torch.__version__, "python": platform.python_version(), "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "history": self.history}
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "MultimodalModel":
+        folder = Path(folder)
+        if not (folder / "model.json").exists():
+            raise ConfigError(f"{folder} holds no saved model (model.json is missing)")
+        spec = ModelSpec.model_validate_json((folder / "model.json").read_text())
+        train = TrainConfig.model_validate_json((folder / "train.json").read_text())
+        model = cls(spec.modalities, spec.target, spec.model, train, spec.task)
+        states = json.loads((folder / "preprocessors.json").read_text())
+        for name, pre in model.preprocessors.items():
+            pre.load_state_dict(states[name])
+        model.target_encoder = TargetEncoder(spec.task, spec.classes)
+        info = {name: pre.encoder_info() for name, pre in model.preprocessors.items()}
+        model.net = MultimodalNet.build(spec.modalities, spec.model, info, spec.task, model.target_encoder.n_outputs)
+        model.net.load_state_dict(load_file(str(folder / "weights.safetensors")))
+        model.net.eval()
+        return model
+
+
+def write_config(cfg: Config, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))

@@ -1,0 +1,206 @@
+"""The ``modalfuse`` command: train, evaluate, predict, demo, datasets, encoders, fusions."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import ModalfuseError
+
+
+def _quiet() -> None:
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
+
+
+def _run_dir(base: str, name: str) -> Path:
+    path = Path(base) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    suffix = 1
+    while path.exists():
+        path = Path(f"{path}-{suffix}")
+        suffix += 1
+    path.mkdir(parents=True)
+    return path
+
+
+def _table(data: Any, data_dir: Optional[str], split: str):
+    """A table path, or ``dataset:NAME`` for a built-in dataset's split."""
+    if isinstance(data, str) and data.startswith("dataset:"):
+        from .datasets import load_dataset
+
+        ds = load_dataset(data.split(":", 1)[1], data_dir=data_dir)
+        return getattr(ds, split)
+    return data
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .api import MultimodalModel, write_config
+    from .config import load_config
+
+    cfg = load_config(args.config)
+    if args.max_epochs:
+        cfg.train.max_epochs = args.max_epochs
+    train, val, test = cfg.data.train, cfg.data.val, cfg.data.test
+    modalities, target = None, None
+    if cfg.data.dataset:
+        from .datasets import load_dataset
+
+        ds = load_dataset(cfg.data.dataset, data_dir=args.data_dir or cfg.data.data_dir)
+        train, test = ds.train, (test or ds.test)
+        modalities, target = ds.modalities, ds.target
+    model = MultimodalModel.from_config(cfg, modalities, target)
+    run = _run_dir(args.run_dir or cfg.run_dir, Path(args.config).stem)
+    resolved = cfg.model_copy(deep=True)
+    resolved.modalities = model.modalities
+    resolved.data.target = model.target
+    write_config(resolved, run / "config.yaml")
+    model.fit(train, val, run_dir=run)
+    model.save(run / "model")
+    summary: dict[str, Any] = {"training": model.history, "data": {k: r.summary() for k, r in model.reports.items()}}
+    if test is not None:
+        summary["test"] = model.evaluate(test)
+        model.reports["evaluate"].write(run, "test")
+    (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    for line in summary["data"].values():
+        print(line)
+    if "test" in summary:
+        print("test: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["test"].items()))
+    print(f"run folder: {run}")
+    return 0
+
+
+def _load(model_dir: str):
+    from .api import MultimodalModel
+
+    return MultimodalModel.load(Path(model_dir))
+
+
+def _with_errors(model, on_error: Optional[str]):
+    if on_error:
+        model.on_error = on_error
+    return model
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    model = _with_errors(_load(args.model), args.on_error)
+    metrics = model.evaluate(_table(args.data, args.data_dir, "test"))
+    print(model.reports["evaluate"].summary())
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    model = _with_errors(_load(args.model), args.on_error)
+    frame = model.predict_frame(_table(args.data, args.data_dir, "test"))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    report = model.reports["predict"]
+    print(report.summary())
+    if report.skipped:
+        report.write(out.parent, out.stem)
+        print(f"skipped rows listed in {out.parent / (out.stem + '_skipped.csv')}")
+    print(f"wrote {len(frame)} predictions to {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(run_root=args.run_dir, seed=args.seed, epochs=args.epochs)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from . import datasets as D
+
+    if args.action == "list":
+        for name in D.list_datasets():
+            print(f"{name:16s} {D.dataset_info(name).description.splitlines()[0]}")
+    elif args.action == "info":
+        info = D.dataset_info(args.name)
+        print(f"{info.name}\n  {info.description}\n  reference: {info.reference}\n  licence: {info.licence}")
+        for folder, files in info.folders.items():
+            print(f"  folder {folder}: {len(files)} files")
+    else:
+        path = D.download(args.name, args.dest)
+        print(f"{args.name} is ready in {path}")
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    if args.command == "fusions":
+        from .fusion import FUSIONS as reg
+    else:
+        from .encoders import ENCODERS as reg
+    for name, line in reg.describe().items():
+        print(f"{name:18s} {line}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="modalfuse", description="Multimodal learning: train, evaluate and predict from YAML configs.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model from a YAML config")
+    t.add_argument("config")
+    t.add_argument("--run-dir", help="parent folder of the run folder (default: the config's run_dir)")
+    t.add_argument("--data-dir", help="folder holding local copies of built-in datasets")
+    t.add_argument("--max-epochs", type=int, help="override train.max_epochs")
+    t.set_defaults(func=cmd_train)
+
+    for name, func, helptext in (("evaluate", cmd_evaluate, "metrics of a saved model on labelled data"), ("predict", cmd_predict, "write predictions of a saved model")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("model", help="a saved model folder (RUN/model)")
+        s.add_argument("data", help="CSV/Parquet table, or dataset:NAME for a built-in test split")
+        s.add_argument("--data-dir")
+        s.add_argument("--on-error", choices=["raise", "skip"])
+        if name == "predict":
+            s.add_argument("--output", "-o", required=True, help="predictions file (.csv or .parquet)")
+        s.set_defaults(func=func)
+
+    d = sub.add_parser("demo", help="train on the bundled digits image + keypad-tone audio demo (offline)")
+    d.add_argument("--run-dir", default="runs")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--epochs", type=int, default=12)
+    d.set_defaults(func=cmd_demo)
+
+    ds = sub.add_parser("datasets", help="list, describe or download built-in datasets")
+    dsub = ds.add_subparsers(dest="action", required=True)
+    dsub.add_parser("list")
+    info = dsub.add_parser("info")
+    info.add_argument("name")
+    dl = dsub.add_parser("download")
+    dl.add_argument("name")
+    dl.add_argument("--dest")
+    ds.set_defaults(func=cmd_datasets)
+
+    for name in ("fusions", "encoders"):
+        sub.add_parser(name, help=f"list the registered {name}").set_defaults(func=cmd_registry)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _quiet()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ModalfuseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

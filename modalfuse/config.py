@@ -1,0 +1,277 @@
+"""Typed configuration (pydantic): modalities, model, training, data; YAML in and out.
+
+Unknown keys are refused with a "did you mean" hint naming the full key path.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+Kind = Literal["image", "audio", "text", "tabular", "sequence", "vector"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageOptions(_Strict):
+    kind: Literal["image"] = "image"
+    size: tuple[int, int] = (32, 32)
+    channels: Literal[1, 3] = 1
+
+
+class AudioOptions(_Strict):
+    kind: Literal["audio"] = "audio"
+    sample_rate: int = Field(8000, gt=0)
+    max_seconds: float = Field(1.0, gt=0)
+
+
+class TextOptions(_Strict):
+    kind: Literal["text"] = "text"
+    max_tokens: int = Field(64, gt=0)
+    max_vocab: int = Field(20000, gt=1)
+    min_freq: int = Field(1, ge=1)
+    lowercase: bool = True
+    pretrained: Optional[str] = Field(
+        None, description="Hugging Face model name or folder; 'minilm' for the bundled MiniLM. Sets the tokenizer."
+    )
+    join_with: str = " . "
+
+
+class TabularOptions(_Strict):
+    kind: Literal["tabular"] = "tabular"
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    handle_unknown: Literal["error", "ignore"] = "error"
+
+
+class SequenceOptions(_Strict):
+    kind: Literal["sequence"] = "sequence"
+    alphabet: Optional[str] = Field(None, description="Allowed characters; fitted on the training data when unset.")
+    max_len: int = Field(1000, gt=0)
+    uppercase: bool = True
+
+
+class VectorOptions(_Strict):
+    kind: Literal["vector"] = "vector"
+    standardize: bool = True
+
+
+ModalityOptions = Annotated[
+    Union[ImageOptions, AudioOptions, TextOptions, TabularOptions, SequenceOptions, VectorOptions],
+    Field(discriminator="kind"),
+]
+
+DEFAULT_ENCODER: dict[str, str] = {
+    "image": "image_cnn",
+    "audio": "audio_cnn",
+    "text": "text_cnn",
+    "tabular": "tabular_mlp",
+    "sequence": "sequence_cnn",
+    "vector": "vector_mlp",
+}
+
+
+class EncoderConfig(_Strict):
+    name: Optional[str] = Field(None, description="Registry name; the kind's default when unset.")
+    dim: int = Field(64, gt=0, description="Width of the embedding the encoder outputs.")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModalityConfig(_Strict):
+    """One input modality: its name, kind, source column(s), preprocessing and encoder."""
+
+    name: str
+    kind: Kind
+    columns: list[str] = Field(default_factory=list, description="Source columns; defaults to [name].")
+    options: Optional[ModalityOptions] = None
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            opts = data.get("options")
+            if isinstance(opts, dict) and "kind" not in opts and "kind" in data:
+                data["options"] = {**opts, "kind": data["kind"]}
+        return data
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "ModalityConfig":
+        if self.options is None:
+            self.options = _OPTION_TYPES[self.kind]()
+        if self.options.kind != self.kind:
+            raise ValueError(f"options are for kind {self.options.kind!r} but the modality is {self.kind!r}")
+        if not self.columns:
+            if isinstance(self.options, TabularOptions):
+                self.columns = [*self.options.numeric, *self.options.categorical]
+            else:
+                self.columns = [self.name]
+        if isinstance(self.options, TabularOptions) and not (self.options.numeric or self.options.categorical):
+            self.options.numeric = list(self.columns)
+        if self.encoder.name is None:
+            pretrained_text = isinstance(self.options, TextOptions) and self.options.pretrained
+            self.encoder.name = "pretrained_text" if pretrained_text else DEFAULT_ENCODER[self.kind]
+        return self
+
+
+_OPTION_TYPES = {
+    "image": ImageOptions,
+    "audio": AudioOptions,
+    "text": TextOptions,
+    "tabular": TabularOptions,
+    "sequence": SequenceOptions,
+    "vector": VectorOptions,
+}
+
+
+class FusionConfig(_Strict):
+    name: str = "concat"
+    dim: int = Field(128, gt=0, description="Width of the fused representation.")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelConfig(_Strict):
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    head_hidden: int = Field(128, ge=0, description="Hidden width of the task head; 0 for a linear head.")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    aux_weight: float = Field(0.0, ge=0, description="Weight of per-modality auxiliary losses, where a fusion has them.")
+
+
+class TrainConfig(_Strict):
+    max_epochs: int = Field(50, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(10, ge=0, description="Early-stopping patience in epochs; 0 disables early stopping.")
+    seed: int = 0
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="Share of train carved out for validation when no val set is given.")
+    progress: bool = True
+    accelerator: str = "cpu"
+    devices: Union[int, str] = 1
+
+
+class DataConfig(_Strict):
+    dataset: Optional[str] = Field(None, description="A built-in dataset name (see `modalfuse datasets list`).")
+    data_dir: Optional[str] = None
+    train: Optional[str] = Field(None, description="CSV or Parquet table; image/audio paths are relative to it.")
+    val: Optional[str] = None
+    test: Optional[str] = None
+    target: Optional[str] = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    on_error: Literal["raise", "skip"] = "raise"
+    cache_dir: Optional[str] = Field(None, description="Feature cache folder; default ~/.cache/modalfuse/features.")
+
+    @model_validator(mode="after")
+    def _source(self) -> "DataConfig":
+        if self.dataset is None and self.train is None:
+            raise ValueError("give either data.dataset (a built-in dataset) or data.train (a table)")
+        return self
+
+
+class Config(_Strict):
+    """A whole experiment: data, modalities, model and training."""
+
+    data: DataConfig
+    modalities: list[ModalityConfig] = Field(default_factory=list)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    run_dir: str = "runs"
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Config":
+        names = [m.name for m in self.modalities]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"modality names must be unique; repeated: {sorted(dup)}")
+        return self
+
+
+class ModelSpec(_Strict):
+    """What a saved model needs to rebuild itself: modalities, model, task and classes."""
+
+    modalities: list[ModalityConfig]
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    task: Literal["classification", "regression"]
+    target: str
+    classes: Optional[list[Any]] = None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the pydantic model found by walking ``loc`` (best effort)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                current = _OPTION_TYPES.get(part)
+                continue
+            current = _inner_model(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel] = None, source: str = "config") -> str:
+    """Turn pydantic's report into lines of 'key.path: problem (did you mean ...)'."""
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden" and model is not None:
+            known = _fields_at(model, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            msg = f"unknown key {loc[-1]!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+            if known:
+                msg += f" (allowed: {', '.join(known)})"
+        lines.append(f"{source}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, Config, source)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    cfg = parse_config(data, source=str(path))
+    base = path.parent
+    for attr in ("train", "val", "test"):
+        value = getattr(cfg.data, attr)
+        if value and not Path(value).is_absolute():
+            setattr(cfg.data, attr, str(base / value))
+    return cfg

@@ -1,0 +1,207 @@
+"""Turn a table into tensors: decode (cached), fit on train, encode, with a reconciled skip report."""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import DataError
+from .batch import Batch
+from .cache import FeatureCache, content_key
+from .preprocessors import Preprocessor
+from .target import TargetEncoder
+
+
+@dataclass
+class SkipReport:
+    """Rows read = rows used + rows skipped; every skipped row keeps its reason."""
+
+    table: Optional[str]
+    rows_read: int
+    rows_used: int
+    skipped: list[DataError] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        assert self.rows_read == self.rows_used + len(self.skipped), "skip report does not reconcile"
+
+    def summary(self) -> str:
+        text = f"{self.table or 'data'}: {self.rows_read} rows read, {self.rows_used} used, {len(self.skipped)} skipped"
+        if self.missing:
+            text += "; missing per modality: " + ", ".join(f"{k} {v}" for k, v in self.missing.items())
+        return text
+
+    def to_dict(self) -> dict:
+        return {
+            "table": self.table,
+            "rows_read": self.rows_read,
+            "rows_used": self.rows_used,
+            "rows_skipped": len(self.skipped),
+            "missing": self.missing,
+            "skipped": [{"row": e.row, "column": e.column, "file": e.file, "reason": e.reason} for e in self.skipped],
+        }
+
+    def write(self, folder: Path, name: str) -> None:
+        """Write ``{name}_report.json`` and, when rows were skipped, ``{name}_skipped.csv``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}_report.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        if self.skipped:
+            with open(folder / f"{name}_skipped.csv", "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["row", "column", "file", "reason"])
+                for e in self.skipped:
+                    writer.writerow([e.row, e.column, e.file, e.reason])
+
+
+@dataclass
+class Features(torch.utils.data.Dataset):
+    """Encoded modalities for the rows kept; indexed by a list of positions, it returns a Batch."""
+
+    inputs: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor]
+    target: Optional[torch.Tensor]
+    rows: list
+    report: SkipReport
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index) -> Batch:
+        idx = torch.as_tensor(index, dtype=torch.long)
+        return Batch(
+            {k: v[idx] for k, v in self.inputs.items()},
+            {k: v[idx] for k, v in self.masks.items()},
+            None if self.target is None else self.target[idx],
+            idx,
+        )
+
+    def subset(self, positions: np.ndarray) -> "Features":
+        idx = torch.as_tensor(positions, dtype=torch.long)
+        report = SkipReport(self.report.table, len(idx), len(idx))
+        return Features(
+            {k: v[idx] for k, v in self.inputs.items()},
+            {k: v[idx] for k, v in self.masks.items()},
+            None if self.target is None else self.target[idx],
+            [self.rows[i] for i in positions],
+            report,
+        )
+
+
+def _decode_column(
+    pre: Preprocessor,
+    cells: list[tuple],
+    base_dir: Optional[Path],
+    cache: Optional[FeatureCache],
+    progress: bool,
+) -> tuple[list, dict[int, DataError]]:
+    key = None
+    if pre.cacheable and cache is not None:
+        key = content_key(pre.kind, pre.decode_key(), cells, base_dir)
+        hit = cache.load(key)
+        if hit is not None:
+            return hit
+    values: list = []
+    errors: dict[int, DataError] = {}
+    iterator = tqdm(cells, desc=f"decode {pre.config.name}", disable=not progress or len(cells) < 500, leave=False)
+    for i, row in enumerate(iterator):
+        try:
+            values.append(pre.decode(row, base_dir))
+        except DataError as err:
+            values.append(None)
+            errors[i] = err
+    if key is not None:
+        cache.save(key, values, errors, pre.empty())
+    return values, errors
+
+
+def featurize(
+    frame: pd.DataFrame,
+    preprocessors: dict[str, Preprocessor],
+    target_encoder: Optional[TargetEncoder],
+    target: Optional[str],
+    *,
+    fit: bool = False,
+    table: Optional[str] = None,
+    base_dir: Optional[Path] = None,
+    on_error: str = "raise",
+    cache: Optional[FeatureCache] = None,
+    progress: bool = False,
+) -> Features:
+    """Decode every modality of ``frame``, fit preprocessors when ``fit``, encode, and mask.
+
+    With ``on_error="raise"`` the first bad row (in table order) raises a DataError naming
+    the table, row and column; with ``"skip"`` bad rows are dropped and listed in the report.
+    """
+    rows = list(frame.index)
+    n = len(rows)
+    errors: dict[int, DataError] = {}
+    decoded: dict[str, list] = {}
+    for name, pre in preprocessors.items():
+        missing_cols = [c for c in pre.config.columns if c not in frame.columns]
+        if missing_cols:
+            raise DataError(
+                f"modality {name!r} needs columns {missing_cols}, which the table lacks (it has {list(frame.columns)[:20]})",
+                table=table,
+            )
+        cells = list(zip(*(frame[c].tolist() for c in pre.config.columns))) if n else []
+        values, errs = _decode_column(pre, cells, base_dir, cache, progress)
+        decoded[name] = values
+        for i, err in errs.items():
+            errors.setdefault(i, err.located(row=rows[i], column=", ".join(pre.config.columns), table=table))
+
+    targets = np.zeros(n, dtype=np.float32)
+    if target is not None and target_encoder is not None:
+        if target not in frame.columns:
+            raise DataError(f"the target column {target!r} is not in the table", table=table)
+        if fit:
+            target_encoder.fit(frame[target])
+        for i, value in enumerate(frame[target].tolist()):
+            try:
+                targets[i] = target_encoder.encode(value)
+            except DataError as err:
+                errors.setdefault(i, err.located(row=rows[i], column=target, table=table))
+
+    for i in range(n):
+        if i not in errors and all(decoded[m][i] is None for m in preprocessors):
+            errors[i] = DataError("no modality is present in this row", row=rows[i], table=table)
+
+    if fit:
+        for name, pre in preprocessors.items():
+            pre.fit([v for i, v in enumerate(decoded[name]) if v is not None and i not in errors])
+
+    encoded: dict[str, list] = {name: [None] * n for name in preprocessors}
+    for name, pre in preprocessors.items():
+        for i, value in enumerate(decoded[name]):
+            if value is None or i in errors:
+                continue
+            try:
+                encoded[name][i] = pre.encode(value)
+            except DataError as err:
+                errors.setdefault(i, err.located(row=rows[i], column=", ".join(pre.config.columns), table=table))
+
+    if errors and on_error == "raise":
+        first = errors[min(errors)]
+        hint = " (set data.on_error: skip to drop bad rows and report them)"
+        raise DataError(first.reason + hint, row=first.row, column=first.column, table=first.table, file=first.file)
+
+    keep = [i for i in range(n) if i not in errors]
+    inputs, masks, missing = {}, {}, {}
+    for name, pre in preprocessors.items():
+        empty = pre.empty()
+        arrays = [encoded[name][i] if encoded[name][i] is not None else empty for i in keep]
+        inputs[name] = torch.from_numpy(np.stack(arrays)) if arrays else torch.from_numpy(empty[None][:0])
+        masks[name] = torch.tensor([encoded[name][i] is not None for i in keep], dtype=torch.bool)
+        missing[name] = int((~masks[name]).sum())
+    report = SkipReport(table, n, len(keep), [errors[i] for i in sorted(errors)], missing)
+    target_tensor = None
+    if target is not None and target_encoder is not None:
+        dtype = torch.long if target_encoder.task == "classification" else torch.float32
+        target_tensor = torch.from_numpy(targets[keep]).to(dtype)
+    return Features(inputs, masks, target_tensor, [rows[i] for i in keep], report)

@@ -1,0 +1,81 @@
+"""Images from files (PNG, JPEG, ... via Pillow) or arrays, resized and normalised per channel."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from ...errors import DataError
+from .base import Preprocessor, resolve_path
+
+
+class ImagePreprocessor(Preprocessor):
+    kind = "image"
+    cacheable = True
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.mean = [0.0] * self.options.channels
+        self.std = [1.0] * self.options.channels
+
+    def _decode(self, cells: tuple[Any, ...], base_dir: Path | None) -> np.ndarray | None:
+        value = cells[0]
+        if isinstance(value, np.ndarray):
+            array = _array_to_chw(value, self.options.channels)
+        else:
+            path = resolve_path(value, base_dir)
+            if not path.exists():
+                return None
+            try:
+                with Image.open(path) as img:
+                    img = img.convert("L" if self.options.channels == 1 else "RGB")
+                    array = np.asarray(img, dtype=np.float32) / 255.0
+            except (UnidentifiedImageError, OSError, ValueError) as err:
+                raise DataError(f"cannot decode image ({err}); expected a readable PNG/JPEG/BMP/TIFF file", file=path) from None
+            array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+        tensor = torch.from_numpy(np.ascontiguousarray(array))[None]
+        resized = F.interpolate(tensor, size=tuple(self.options.size), mode="bilinear", antialias=True, align_corners=False)
+        return resized[0].numpy().astype(np.float32)
+
+    def fit(self, values: list[np.ndarray]) -> None:
+        if values:
+            stack = np.stack(values)
+            self.mean = stack.mean(axis=(0, 2, 3)).tolist()
+            self.std = (stack.std(axis=(0, 2, 3)) + 1e-6).tolist()
+        super().fit(values)
+
+    def encode(self, value: np.ndarray) -> np.ndarray:
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+        return (value - mean) / std
+
+    def empty(self) -> np.ndarray:
+        return np.zeros((self.options.channels, *self.options.size), dtype=np.float32)
+
+    def encoder_info(self) -> dict[str, Any]:
+        return {"in_channels": self.options.channels}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mean, self.std = state["mean"], state["std"]
+        super().load_state_dict(state)
+
+
+def _array_to_chw(value: np.ndarray, channels: int) -> np.ndarray:
+    """Accept H×W, H×W×C or C×H×W arrays; uint8 is scaled to 0..1."""
+    array = value.astype(np.float32) / (255.0 if value.dtype == np.uint8 else 1.0)
+    if array.ndim == 2:
+        array = array[None]
+    elif array.ndim == 3 and array.shape[-1] in (1, 3) and array.shape[0] not in (1, 3):
+        array = array.transpose(2, 0, 1)
+    if array.ndim != 3:
+        raise DataError(f"expected an image array of shape H×W, H×W×C or C×H×W, got shape {value.shape}")
+    if array.shape[0] != channels:
+        array = array.mean(axis=0, keepdims=True) if channels == 1 else np.repeat(array[:1], 3, axis=0)
+    return array

@@ -1,0 +1,55 @@
+"""Character sequences (proteins, DNA, SMILES): one index per character, padded to max_len."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import DataError
+from .base import Preprocessor
+
+PAD = 0
+
+
+class SequencePreprocessor(Preprocessor):
+    kind = "sequence"
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.alphabet: str = self.options.alphabet or ""
+        self._index = {c: i + 1 for i, c in enumerate(self.alphabet)}
+
+    def _decode(self, cells: tuple[Any, ...], base_dir: Path | None) -> str:
+        seq = "".join(str(c).strip() for c in cells)
+        return seq.upper() if self.options.uppercase else seq
+
+    def fit(self, values: list[str]) -> None:
+        if not self.options.alphabet:
+            self.alphabet = "".join(sorted(set("".join(values))))
+            self._index = {c: i + 1 for i, c in enumerate(self.alphabet)}
+        super().fit(values)
+
+    def encode(self, value: str) -> np.ndarray:
+        index = self._index
+        unknown = sorted(set(value) - set(index))
+        if unknown:
+            raise DataError(f"characters {''.join(unknown)!r} are not in the alphabet {self.alphabet!r}")
+        out = np.full(self.options.max_len, PAD, dtype=np.int64)
+        ids = [index[c] for c in value[: self.options.max_len]]
+        out[: len(ids)] = ids
+        return out
+
+    def empty(self) -> np.ndarray:
+        return np.full(self.options.max_len, PAD, dtype=np.int64)
+
+    def encoder_info(self) -> dict[str, Any]:
+        return {"vocab_size": len(self.alphabet) + 1, "pad_id": PAD}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"alphabet": self.alphabet}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.alphabet = state["alphabet"]
+        self._index = {c: i + 1 for i, c in enumerate(self.alphabet)}
+        super().load_state_dict(state)

@@ -1,0 +1,103 @@
+"""Tables: numeric columns standardised (with missing-value indicators), categorical columns mapped to indices.
+
+The encoded row is one float vector: standardised numbers, their missing indicators, then
+category indices (0 = missing or, with ``handle_unknown: ignore``, unseen).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import DataError
+from .base import Preprocessor, is_missing
+
+
+class TabularPreprocessor(Preprocessor):
+    kind = "tabular"
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.numeric = list(self.options.numeric)
+        self.categorical = list(self.options.categorical)
+        unknown = sorted(set(self.numeric + self.categorical) - set(config.columns))
+        if unknown:
+            from ...errors import ConfigError
+
+            raise ConfigError(f"modalities.{config.name}: columns {unknown} are listed as numeric/categorical but not in columns")
+        self._pos = {c: config.columns.index(c) for c in self.numeric + self.categorical}
+        self.mean = [0.0] * len(self.numeric)
+        self.std = [1.0] * len(self.numeric)
+        self.categories: list[list[str]] = [[] for _ in self.categorical]
+        self._maps: list[dict[str, int]] = [{} for _ in self.categorical]
+
+    def _decode(self, cells: tuple[Any, ...], base_dir: Path | None) -> tuple[list[float], list[str | None]]:
+        numbers = []
+        for col in self.numeric:
+            cell = cells[self._pos[col]]
+            if is_missing(cell):
+                numbers.append(math.nan)
+                continue
+            try:
+                value = float(cell)
+            except (TypeError, ValueError):
+                raise DataError(f"expected a number, got {cell!r}", column=col) from None
+            if not math.isfinite(value):
+                raise DataError(f"expected a finite number, got {cell!r}", column=col)
+            numbers.append(value)
+        cats = [None if is_missing(cells[self._pos[c]]) else _category(cells[self._pos[c]]) for c in self.categorical]
+        return numbers, cats
+
+    def fit(self, values: list[tuple[list[float], list[str | None]]]) -> None:
+        if values:
+            nums = np.asarray([v[0] for v in values], dtype=np.float64).reshape(len(values), len(self.numeric))
+            with np.errstate(all="ignore"):
+                mean = np.nan_to_num(np.nanmean(nums, axis=0)) if nums.size else np.zeros(0)
+                std = np.nan_to_num(np.nanstd(nums, axis=0), nan=1.0) if nums.size else np.zeros(0)
+            self.mean = mean.tolist()
+            self.std = np.where(std > 1e-12, std, 1.0).tolist()
+            for j in range(len(self.categorical)):
+                self.categories[j] = sorted({v[1][j] for v in values if v[1][j] is not None})
+        self._maps = [{c: i + 1 for i, c in enumerate(cats)} for cats in self.categories]
+        super().fit(values)
+
+    def encode(self, value: tuple[list[float], list[str | None]]) -> np.ndarray:
+        numbers, cats = value
+        nums = np.asarray(numbers, dtype=np.float64)
+        missing = np.isnan(nums)
+        standard = np.where(missing, 0.0, (nums - np.asarray(self.mean)) / np.asarray(self.std))
+        indices = []
+        for j, cat in enumerate(cats):
+            if cat is None:
+                indices.append(0)
+            elif cat in self._maps[j]:
+                indices.append(self._maps[j][cat])
+            elif self.options.handle_unknown == "ignore":
+                indices.append(0)
+            else:
+                known = ", ".join(repr(c) for c in self.categories[j][:20])
+                raise DataError(f"unknown category {cat!r}; expected one of {known}", column=self.categorical[j])
+        return np.concatenate([standard, missing.astype(np.float64), np.asarray(indices, dtype=np.float64)]).astype(np.float32)
+
+    def empty(self) -> np.ndarray:
+        return np.zeros(2 * len(self.numeric) + len(self.categorical), dtype=np.float32)
+
+    def encoder_info(self) -> dict[str, Any]:
+        return {"n_numeric": len(self.numeric), "cardinalities": [len(c) + 1 for c in self.categories]}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "categories": self.categories}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mean, self.std, self.categories = state["mean"], state["std"], state["categories"]
+        self._maps = [{c: i + 1 for i, c in enumerate(cats)} for cats in self.categories]
+        super().load_state_dict(state)
+
+
+def _category(cell: Any) -> str:
+    """Categories are compared as strings; 3.0 and 3 are the same category."""
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell).strip()

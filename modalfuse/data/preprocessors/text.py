@@ -1,0 +1,80 @@
+"""Text: a word vocabulary fitted on the training texts, or a pretrained model's tokenizer."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...hub import resolve_pretrained
+from .base import Preprocessor, is_missing
+
+_TOKEN = re.compile(r"[\w']+|[^\w\s]")
+PAD, UNK = 0, 1
+
+
+class TextPreprocessor(Preprocessor):
+    kind = "text"
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.vocab: list[str] = ["<pad>", "<unk>"]
+        self._index: dict[str, int] = {}
+        self._tokenizer = None
+
+    @property
+    def tokenizer(self):
+        """The pretrained tokenizer, loaded on first use."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(self.options.pretrained))
+        return self._tokenizer
+
+    def _decode(self, cells: tuple[Any, ...], base_dir: Path | None) -> str:
+        text = self.options.join_with.join(str(c).strip() for c in cells if not is_missing(c))
+        return text.lower() if self.options.lowercase and not self.options.pretrained else text
+
+    def fit(self, values: list[str]) -> None:
+        if not self.options.pretrained:
+            counts = Counter(tok for text in values for tok in _TOKEN.findall(text))
+            kept = [t for t, c in counts.most_common(self.options.max_vocab - 2) if c >= self.options.min_freq]
+            self.vocab = ["<pad>", "<unk>", *kept]
+            self._index = {t: i for i, t in enumerate(self.vocab)}
+        super().fit(values)
+
+    def encode(self, value: str) -> np.ndarray:
+        n = self.options.max_tokens
+        if self.options.pretrained:
+            ids = self.tokenizer(value, truncation=True, max_length=n, padding="max_length")["input_ids"]
+            return np.asarray(ids, dtype=np.int64)
+        ids = [self._index.get(t, UNK) for t in _TOKEN.findall(value)[:n]]
+        out = np.full(n, PAD, dtype=np.int64)
+        out[: len(ids)] = ids
+        return out
+
+    def empty(self) -> np.ndarray:
+        return np.full(self.options.max_tokens, self.pad_id, dtype=np.int64)
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id) if self.options.pretrained else PAD
+
+    def encoder_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"pad_id": self.pad_id}
+        if self.options.pretrained:
+            info["pretrained"] = self.options.pretrained
+        else:
+            info["vocab_size"] = len(self.vocab)
+        return info
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.options.pretrained else {"vocab": self.vocab}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "vocab" in state:
+            self.vocab = list(state["vocab"])
+            self._index = {t: i for i, t in enumerate(self.vocab)}
+        super().load_state_dict(state)

@@ -1,0 +1,81 @@
+"""Precomputed feature vectors: one array-valued cell, or several numeric columns, standardised."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import DataError
+from .base import Preprocessor
+
+
+class VectorPreprocessor(Preprocessor):
+    kind = "vector"
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.dim = 0
+        self.mean: list[float] = []
+        self.std: list[float] = []
+
+    def _decode(self, cells: tuple[Any, ...], base_dir: Path | None) -> np.ndarray | None:
+        if len(cells) == 1 and not _is_scalar(cells[0]):
+            cell = cells[0]
+            try:
+                if isinstance(cell, str):
+                    vec = np.asarray(cell.replace(",", " ").split(), dtype=np.float32)
+                else:
+                    vec = np.asarray(cell, dtype=np.float32).reshape(-1)
+            except (TypeError, ValueError):
+                raise DataError(f"expected a list of numbers, got {str(cell)[:60]!r}") from None
+        else:
+            values = []
+            for i, cell in enumerate(cells):
+                try:
+                    values.append(float(cell))
+                except (TypeError, ValueError):
+                    raise DataError(f"expected a number, got {cell!r}", column=self.config.columns[i]) from None
+            vec = np.asarray(values, dtype=np.float32)
+        if vec.size == 0 or np.isnan(vec).all():
+            return None
+        if not np.isfinite(vec).all():
+            raise DataError("the vector holds NaN or infinite entries; leave the whole cell empty to mark it missing")
+        return vec
+
+    def fit(self, values: list[np.ndarray]) -> None:
+        if values:
+            self.dim = int(values[0].shape[0])
+            stack = np.stack([self.encode_raw(v) for v in values])
+            if self.options.standardize:
+                self.mean = stack.mean(axis=0).tolist()
+                self.std = np.where(stack.std(axis=0) > 1e-8, stack.std(axis=0), 1.0).tolist()
+        super().fit(values)
+
+    def encode_raw(self, value: np.ndarray) -> np.ndarray:
+        if self.dim and value.shape[0] != self.dim:
+            raise DataError(f"expected a vector of length {self.dim}, got length {value.shape[0]}")
+        return value
+
+    def encode(self, value: np.ndarray) -> np.ndarray:
+        value = self.encode_raw(value)
+        if self.mean:
+            value = (value - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+        return value.astype(np.float32)
+
+    def empty(self) -> np.ndarray:
+        return np.zeros(self.dim, dtype=np.float32)
+
+    def encoder_info(self) -> dict[str, Any]:
+        return {"input_dim": self.dim}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"dim": self.dim, "mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.dim, self.mean, self.std = state["dim"], state["mean"], state["std"]
+        super().load_state_dict(state)
+
+
+def _is_scalar(cell: Any) -> bool:
+    return isinstance(cell, (int, float, np.number)) or (isinstance(cell, str) and len(cell.replace(",", " ").split()) <= 1)

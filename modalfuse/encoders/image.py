@@ -1,0 +1,21 @@
+"""Image encoder: a small residual CNN over normalised pixels."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .base import ENCODERS, Encoder
+from .blocks import ResidualCNN
+
+
+@ENCODERS.register("image_cnn")
+class ImageCNN(Encoder):
+    """Small residual CNN (GroupNorm, GELU) with global average pooling, for images."""
+
+    def __init__(self, dim: int, info: dict[str, Any], widths: tuple[int, ...] = (32, 64, 128), dropout: float = 0.1) -> None:
+        super().__init__(dim, info)
+        self.net = ResidualCNN(info["in_channels"], tuple(widths), dim, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

@@ -1,0 +1,38 @@
+"""Pretrained text encoder: any Hugging Face model (name or folder), mean-pooled, projected."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..hub import resolve_pretrained
+from .base import ENCODERS, Encoder
+
+
+@ENCODERS.register("pretrained_text")
+class PretrainedText(Encoder):
+    """A Hugging Face transformer (e.g. the bundled MiniLM), frozen or fine-tuned, mean pooling."""
+
+    def __init__(self, dim: int, info: dict[str, Any], freeze: bool = True) -> None:
+        super().__init__(dim, info)
+        from transformers import AutoModel
+
+        self.pad_id = info["pad_id"]
+        self.freeze = freeze
+        self.backbone = AutoModel.from_pretrained(resolve_pretrained(info["pretrained"]))
+        self.backbone.requires_grad_(not freeze)
+        self.proj = nn.Linear(self.backbone.config.hidden_size, dim)
+
+    def train(self, mode: bool = True) -> "PretrainedText":
+        super().train(mode)
+        if self.freeze:
+            self.backbone.eval()
+        return self
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        mask = (ids != self.pad_id).long()
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            hidden = self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return self.proj(pooled)

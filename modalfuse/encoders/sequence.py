@@ -1,0 +1,30 @@
+"""Sequence encoder: character embeddings and stacked 1D convolutions (DeepDTA-style), max-pooled."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .base import ENCODERS, Encoder
+
+
+@ENCODERS.register("sequence_cnn")
+class SequenceCNN(Encoder):
+    """Character-level 1D CNN for proteins, DNA or SMILES strings, with global max pooling."""
+
+    def __init__(
+        self, dim: int, info: dict[str, Any], embed_dim: int = 128, filters: tuple[int, ...] = (32, 64, 96),
+        kernel_size: int = 8, dropout: float = 0.1,
+    ) -> None:
+        super().__init__(dim, info)
+        self.embed = nn.Embedding(info["vocab_size"], embed_dim, padding_idx=info["pad_id"])
+        layers, cin = [], embed_dim
+        for f in filters:
+            layers += [nn.Conv1d(cin, f, kernel_size), nn.ReLU()]
+            cin = f
+        self.convs = nn.Sequential(*layers)
+        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(cin, dim))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.out(self.convs(self.embed(ids).transpose(1, 2)).amax(dim=2))

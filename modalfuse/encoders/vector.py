@@ -1,0 +1,20 @@
+"""Vector encoder: an MLP over precomputed, standardised features."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .base import ENCODERS, Encoder, mlp
+
+
+@ENCODERS.register("vector_mlp")
+class VectorMLP(Encoder):
+    """MLP (GELU, dropout) over a fixed-length feature vector."""
+
+    def __init__(self, dim: int, info: dict[str, Any], hidden: tuple[int, ...] = (256,), dropout: float = 0.2) -> None:
+        super().__init__(dim, info)
+        self.net = mlp([info["input_dim"], *hidden, dim], dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

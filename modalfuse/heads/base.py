@@ -1,0 +1,22 @@
+"""Task heads: an MLP to the task's outputs plus the loss, predictions and probabilities."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..encoders.base import mlp
+
+
+class Head(nn.Module):
+    """``in_dim=None`` means the fusion already predicts (late fusion): no projection."""
+
+    def __init__(self, in_dim: int | None, hidden: int, out_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.out_dim = out_dim
+        if in_dim is None:
+            self.net: nn.Module = nn.Identity()
+        else:
+            self.net = mlp([in_dim, hidden, out_dim] if hidden else [in_dim, out_dim], dropout)
+
+    def forward(self, fused: torch.Tensor) -> torch.Tensor:
+        return self.net(fused)

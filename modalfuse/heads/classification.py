@@ -1,0 +1,44 @@
+"""Classification heads: binary (one logit, BCE) and multiclass (softmax, cross-entropy)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import Head
+
+
+class BinaryHead(Head):
+    """One logit; probability of the second class is its sigmoid."""
+
+    task = "classification"
+
+    def __init__(self, in_dim: int | None, hidden: int, n_classes: int, dropout: float) -> None:
+        super().__init__(in_dim, hidden, 1, dropout)
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(out[:, 0], target.float())
+
+    def proba(self, out: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(out[:, 0])
+        return torch.stack([1 - p, p], dim=1)
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        return (out[:, 0] > 0).long()
+
+
+class MulticlassHead(Head):
+    """Softmax over classes, cross-entropy loss."""
+
+    task = "classification"
+
+    def __init__(self, in_dim: int | None, hidden: int, n_classes: int, dropout: float) -> None:
+        super().__init__(in_dim, hidden, n_classes, dropout)
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out, target.long())
+
+    def proba(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(out, dim=1)
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        return out.argmax(dim=1)

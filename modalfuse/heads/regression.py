@@ -1,0 +1,22 @@
+"""Regression head: one real output, mean-squared-error loss."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import Head
+
+
+class RegressionHead(Head):
+    """A single real-valued output trained with MSE."""
+
+    task = "regression"
+
+    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float) -> None:
+        super().__init__(in_dim, hidden, 1, dropout)
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(out[:, 0], target.float())
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        return out[:, 0]

@@ -1,0 +1,70 @@
+"""MultimodalNet: one encoder per modality → fusion → task head."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from .config import ModalityConfig, ModelConfig
+from .data.batch import Batch
+from .encoders import build_encoder
+from .fusion import FUSIONS, Fusion
+from .heads import Head, make_head
+
+
+@dataclass
+class ModelOutput:
+    output: torch.Tensor
+    weights: Optional[torch.Tensor] = None
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class MultimodalNet(nn.Module):
+    """Encoders run only on the samples where their modality is present; fusion sees the masks."""
+
+    def __init__(self, encoders: dict[str, nn.Module], fusion: Fusion, head: Head) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleDict(encoders)
+        self.fusion = fusion
+        self.head = head
+
+    @classmethod
+    def build(
+        cls,
+        modalities: list[ModalityConfig],
+        model: ModelConfig,
+        encoder_info: dict[str, dict[str, Any]],
+        task: str,
+        n_outputs: int,
+    ) -> "MultimodalNet":
+        encoders = {
+            m.name: build_encoder(m.encoder.name, m.encoder.dim, encoder_info[m.name], m.encoder.options, where=f"modalities.{m.name}.encoder")
+            for m in modalities
+        }
+        predicts = FUSIONS.get(model.fusion.name).predicts
+        head = make_head(task, n_outputs, None if predicts else model.fusion.dim, model.head_hidden, model.dropout)
+        fusion = FUSIONS.create(
+            model.fusion.name, model.fusion.options, "model.fusion",
+            in_dims={m.name: m.encoder.dim for m in modalities},
+            out_dim=head.out_dim if predicts else model.fusion.dim,
+            dropout=model.dropout,
+        )
+        return cls(encoders, fusion, head)
+
+    def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Embeddings [B, d] per modality; rows of missing samples are zeros and flagged by the masks."""
+        out = {}
+        for name, encoder in self.encoders.items():
+            x, mask = batch.inputs[name], batch.masks[name]
+            idx = mask.nonzero(as_tuple=True)[0]
+            emb = torch.zeros(mask.shape[0], encoder.dim, device=mask.device)
+            if idx.numel():
+                emb = emb.index_copy(0, idx, encoder(x[idx]).to(emb.dtype))
+            out[name] = emb
+        return out
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        fused = self.fusion(self.embed(batch), batch.masks)
+        return ModelOutput(self.head(fused.fused), fused.weights, fused.aux)
