@@ -66,8 +66,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary["test"] = model.evaluate(test)
         model.reports["evaluate"].write(run, "test")
     (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    for line in summary["data"].values():
-        print(line)
+    for name, line in summary["data"].items():
+        print(f"{name}: {line}")
     if "test" in summary:
         print("test: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["test"].items()))
     print(f"run folder: {run}")

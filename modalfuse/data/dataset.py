@@ -30,10 +30,11 @@ class SkipReport:
     missing: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        assert self.rows_read == self.rows_used + len(self.skipped), "skip report does not reconcile"
+        if self.rows_read != self.rows_used + len(self.skipped):
+            raise RuntimeError(f"skip report does not reconcile: {self.rows_read} read != {self.rows_used} used + {len(self.skipped)} skipped")
 
     def summary(self) -> str:
-        text = f"{self.table or 'data'}: {self.rows_read} rows read, {self.rows_used} used, {len(self.skipped)} skipped"
+        text = f"{self.table + ': ' if self.table else ''}{self.rows_read} rows read, {self.rows_used} used, {len(self.skipped)} skipped"
         if self.missing:
             text += "; missing per modality: " + ", ".join(f"{k} {v}" for k, v in self.missing.items())
         return text
