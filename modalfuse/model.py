@@ -29,6 +29,8 @@ class MultimodalNet(nn.Module):
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = fusion
         self.head = head
+        if getattr(fusion, "drives_encoders", False):
+            fusion.attach(self.encoders)
 
     @classmethod
     def build(
@@ -65,6 +67,26 @@ class MultimodalNet(nn.Module):
             out[name] = emb
         return out
 
+    def tokens(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Token sequences [B, T, d] and validity [B, T] per modality (all False for missing samples)."""
+        out = {}
+        for name, encoder in self.encoders.items():
+            x, mask = batch.inputs[name], batch.masks[name]
+            idx = mask.nonzero(as_tuple=True)[0]
+            probe = x[idx] if idx.numel() else x[:1]
+            toks, valid = encoder.tokens(probe)
+            full = toks.new_zeros(mask.shape[0], *toks.shape[1:])
+            full_valid = torch.zeros(mask.shape[0], toks.shape[1], dtype=torch.bool, device=mask.device)
+            if idx.numel():
+                full, full_valid = full.index_copy(0, idx, toks), full_valid.index_copy(0, idx, valid)
+            out[name] = (full, full_valid)
+        return out
+
     def forward(self, batch: Batch) -> ModelOutput:
-        fused = self.fusion(self.embed(batch), batch.masks)
+        if getattr(self.fusion, "uses_tokens", False):
+            fused = self.fusion(self.tokens(batch), batch.masks)
+        elif getattr(self.fusion, "drives_encoders", False):
+            fused = self.fusion(self.fusion.encode(self.encoders, batch.inputs, batch.masks), batch.masks)
+        else:
+            fused = self.fusion(self.embed(batch), batch.masks)
         return ModelOutput(self.head(fused.fused), fused.weights, fused.aux)

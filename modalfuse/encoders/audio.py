@@ -58,5 +58,12 @@ class AudioCNN(Encoder):
         self.melspec = LogMel(info["sample_rate"], n_mels, hop_ms=hop_ms)
         self.net = ResidualCNN(1, tuple(widths), dim, dropout)
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The CNN's input, a log-mel spectrogram (fusions that run the CNN stage by stage start here)."""
+        return self.melspec(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.melspec(x))
+        return self.net(self.prepare(x))
+
+    def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.tokens(self.melspec(x))

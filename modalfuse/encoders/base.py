@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..registry import Registry
@@ -14,6 +15,15 @@ class Encoder(nn.Module):
     def __init__(self, dim: int, info: dict[str, Any]) -> None:
         super().__init__()
         self.dim = dim
+
+    def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token embeddings [n, T, dim] and their validity [n, T] for token-level fusion.
+
+        Encoders that keep a sequence (text, audio frames, image positions, residues) override
+        this; the default is the pooled embedding as a single token.
+        """
+        emb = self(x)
+        return emb[:, None], torch.ones(emb.shape[0], 1, dtype=torch.bool, device=emb.device)
 
 
 ENCODERS: Registry[Encoder] = Registry("encoder")

@@ -43,3 +43,8 @@ class ResidualCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.features(x).mean(dim=(2, 3)))
+
+    def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token per position of the last feature map, through the same output layer."""
+        grid = self.features(x).flatten(2).transpose(1, 2)
+        return self.out[-1](grid), torch.ones(grid.shape[:2], dtype=torch.bool, device=grid.device)

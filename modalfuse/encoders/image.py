@@ -17,5 +17,12 @@ class ImageCNN(Encoder):
         super().__init__(dim, info)
         self.net = ResidualCNN(info["in_channels"], tuple(widths), dim, dropout)
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The CNN's input (fusions that run the CNN stage by stage start here)."""
+        return x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.tokens(x)

@@ -30,9 +30,15 @@ class PretrainedText(Encoder):
             self.backbone.eval()
         return self
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def _hidden(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = (ids != self.pad_id).long()
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            hidden = self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
-            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return self.proj(pooled)
+            return self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state, mask
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        hidden, mask = self._hidden(ids)
+        return self.proj((hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1))
+
+    def tokens(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden, mask = self._hidden(ids)
+        return self.proj(hidden), mask.bool()

@@ -28,3 +28,7 @@ class SequenceCNN(Encoder):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.out(self.convs(self.embed(ids).transpose(1, 2)).amax(dim=2))
+
+    def tokens(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.convs(self.embed(ids).transpose(1, 2)).transpose(1, 2)
+        return self.out[-1](feats), torch.ones(feats.shape[:2], dtype=torch.bool, device=feats.device)

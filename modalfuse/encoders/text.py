@@ -24,15 +24,18 @@ class TextCNN(Encoder):
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, filters, k, padding=k // 2) for k in kernel_sizes)
         self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(filters * len(kernel_sizes), dim))
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        valid = (ids != self.pad_id)
+    def _features(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.embed(ids).transpose(1, 2)
-        pooled = []
-        for conv in self.convs:
-            c = torch.relu(conv(h))[..., : ids.shape[1]]
-            c = c.masked_fill(~valid[:, None, :], float("-inf")).amax(dim=2)
-            pooled.append(torch.where(torch.isfinite(c), c, torch.zeros_like(c)))
-        return self.out(torch.cat(pooled, dim=1))
+        return torch.cat([torch.relu(conv(h))[..., : ids.shape[1]] for conv in self.convs], dim=1), ids != self.pad_id
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        feats, valid = self._features(ids)
+        pooled = feats.masked_fill(~valid[:, None, :], float("-inf")).amax(dim=2)
+        return self.out(torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled)))
+
+    def tokens(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, valid = self._features(ids)
+        return self.out[-1](feats.transpose(1, 2)), _at_least_one(valid)
 
 
 @ENCODERS.register("text_transformer")
@@ -51,9 +54,20 @@ class TextTransformer(Encoder):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.out = nn.Linear(embed_dim, dim)
 
+    def _hidden(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        valid = _at_least_one(ids != self.pad_id)
+        return self.encoder(self.embed(ids) + self.pos[: ids.shape[1]], src_key_padding_mask=~valid), valid
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        valid = ids != self.pad_id
-        valid = valid | (~valid.any(dim=1, keepdim=True) & (torch.arange(ids.shape[1], device=ids.device) == 0))
-        h = self.encoder(self.embed(ids) + self.pos[: ids.shape[1]], src_key_padding_mask=~valid)
-        pooled = (h * valid[..., None]).sum(1) / valid.sum(1, keepdim=True)
-        return self.out(pooled)
+        h, valid = self._hidden(ids)
+        return self.out((h * valid[..., None]).sum(1) / valid.sum(1, keepdim=True))
+
+    def tokens(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, valid = self._hidden(ids)
+        return self.out(h), valid
+
+
+def _at_least_one(valid: torch.Tensor) -> torch.Tensor:
+    """Mark the first position valid in rows with no real token (an empty text), so pooling is defined."""
+    first = torch.arange(valid.shape[1], device=valid.device) == 0
+    return valid | (~valid.any(dim=1, keepdim=True) & first)

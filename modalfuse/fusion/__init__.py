@@ -1,5 +1,18 @@
-"""Fusion methods, one file each, created by name from ``FUSIONS``."""
-from . import concat, late, sum  # noqa: F401  (registration)
+"""Fusion methods, one file each, created by name from ``FUSIONS`` (``modalfuse fusions`` lists them)."""
+from . import (  # noqa: F401  (registration)
+    attention,
+    concat,
+    cross_attention,
+    early,
+    gated,
+    hybrid,
+    late,
+    low_rank,
+    max,
+    squeeze_excite,
+    sum,
+    tensor,
+)
 from .base import FUSIONS, Fusion, FusionOutput, masked_mean
 
 __all__ = ["FUSIONS", "Fusion", "FusionOutput", "masked_mean"]
