@@ -136,6 +136,21 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .evaluate.benchmark import load_benchmark, run_benchmark, summarise, markdown_table
+
+    cfg = load_benchmark(args.config)
+    if args.seeds:
+        cfg.seeds = list(range(args.seeds))
+    if args.data_dir:
+        cfg.data_dir = args.data_dir
+    command = "modalfuse benchmark " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [args.config])
+    frame = run_benchmark(cfg, command, Path(args.output) if args.output else None)
+    print(markdown_table(summarise(frame)))
+    print(f"results written to {Path(args.output or cfg.output) / cfg.name}.md (.csv, .png)")
+    return 0
+
+
 def cmd_registry(args: argparse.Namespace) -> int:
     if args.command == "fusions":
         from .fusion import FUSIONS as reg
@@ -182,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("name")
     dl.add_argument("--dest")
     ds.set_defaults(func=cmd_datasets)
+
+    b = sub.add_parser("benchmark", help="fusion methods x seeds on a dataset: table (Markdown, CSV) and plot")
+    b.add_argument("config")
+    b.add_argument("--data-dir")
+    b.add_argument("--seeds", type=int, help="use seeds 0..N-1 instead of the config's")
+    b.add_argument("--output", help="results folder (default: the config's output)")
+    b.set_defaults(func=cmd_benchmark)
 
     for name in ("fusions", "encoders"):
         sub.add_parser(name, help=f"list the registered {name}").set_defaults(func=cmd_registry)

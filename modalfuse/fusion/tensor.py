@@ -22,7 +22,7 @@ class TensorFusion(Fusion):
 
     def __init__(
         self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0,
-        factor_dim: Optional[int] = None, max_size: int = 2**17,
+        factor_dim: Optional[int] = None, max_size: int = 2**14,
     ) -> None:
         super().__init__(in_dims, out_dim, dropout)
         m = len(in_dims)

@@ -18,6 +18,8 @@ from ..data.dataset import Features
 from ..model import MultimodalNet
 from .module import MultimodalModule
 
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
 
 def batches(features: Features, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
     """Whole batches are gathered by index from in-memory tensors: no per-sample collation."""

@@ -1,0 +1,237 @@
+"""Benchmark harness: fusion methods × seeds on a dataset → Markdown + CSV table and a plot.
+
+Each method runs in a fresh process (spawn) so that its peak memory is its own. Reported per
+method: the task metrics (mean ± std over seeds), parameter count, training wall time, peak
+resident memory, and inference latency per sample (batched, and for a single sample).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..config import EncoderConfig, FusionConfig, ModalityConfig, ModelConfig, TrainConfig, format_validation_error
+from ..errors import ConfigError
+
+
+class MethodConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fusion: FusionConfig
+    label: Optional[str] = None
+    modalities: Optional[list[str]] = Field(None, description="Use only these modalities (default: all).")
+    encoders: dict[str, EncoderConfig] = Field(default_factory=dict, description="Per-modality encoder overrides.")
+
+    @property
+    def title(self) -> str:
+        return self.label or self.fusion.name
+
+
+class BenchmarkConfig(BaseModel):
+    """Which dataset, which methods, which seeds, and the shared model/training settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    dataset: str
+    data_dir: Optional[str] = None
+    split_by_seed: bool = Field(False, description="Pass the seed to the dataset loader (random splits, e.g. cub).")
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig, description="Encoder for every modality unless a method overrides it.")
+    methods: list[MethodConfig]
+    unimodal: bool = Field(True, description="Also train each modality alone (with the first method's fusion).")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(progress=False))
+    output: str = "docs/results"
+
+
+def load_benchmark(path: str | Path) -> BenchmarkConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+        return BenchmarkConfig.model_validate(data)
+    except FileNotFoundError:
+        raise ConfigError(f"benchmark config not found: {path}") from None
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, BenchmarkConfig, str(path))) from None
+
+
+def machine_info() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__} ({'CUDA' if torch.cuda.is_available() else 'CPU'}), Python {platform.python_version()}"
+
+
+def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> list[dict[str, Any]]:
+    """Train and test one method for every seed in this process; one result row per seed."""
+    from ..api import MultimodalModel
+    from ..datasets import load_dataset
+    from ..train import batches
+
+    rows = []
+    for seed in seeds:
+        options = {"seed": seed} if cfg.split_by_seed else {}
+        ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **options)
+        mods = [m for m in ds.modalities if method.modalities is None or m.name in method.modalities]
+        mods = [
+            ModalityConfig.model_validate({**m.model_dump(), "encoder": method.encoders.get(m.name, cfg.encoder).model_dump()})
+            for m in mods
+        ]
+        model_cfg = cfg.model.model_copy(update={"fusion": method.fusion})
+        train_cfg = cfg.train.model_copy(update={"seed": seed, "progress": False})
+        model = MultimodalModel(mods, ds.target, model_cfg, train_cfg, task=ds.task)
+        start = time.perf_counter()
+        model.fit(ds.train)
+        train_s = time.perf_counter() - start
+        start = time.perf_counter()
+        metrics = model.evaluate(ds.test)
+        batch_ms = (time.perf_counter() - start) * 1000 / max(1, metrics["n"])
+        features = model._features(ds.test, "latency", with_target=False)
+        single = []
+        with torch.no_grad():
+            for i, batch in enumerate(batches(features, 1, shuffle=False)):
+                if i == 30:
+                    break
+                t0 = time.perf_counter()
+                model.net(batch)
+                single.append((time.perf_counter() - t0) * 1000)
+        rows.append({
+            "method": method.title, "seed": seed, **{k: v for k, v in metrics.items() if k != "n"},
+            "params": sum(p.numel() for p in model.net.parameters()),
+            "train_s": round(train_s, 2), "epochs": model.history.get("epochs"),
+            "latency_ms_batched": round(batch_ms, 4), "latency_ms_single": round(statistics.median(single), 3),
+        })
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for row in rows:
+        row["peak_rss_mb"] = round(peak_mb, 1)
+    return rows
+
+
+def _worker(cfg_json: str, index: int, seeds: list[int], queue) -> None:
+    cfg = BenchmarkConfig.model_validate_json(cfg_json)
+    methods = expand_methods(cfg)
+    try:
+        queue.put(("ok", run_method(cfg, methods[index], seeds)))
+    except Exception as err:  # reported to the parent, which shows it with the method's name
+        queue.put(("error", f"{type(err).__name__}: {err}"))
+
+
+def expand_methods(cfg: BenchmarkConfig) -> list[MethodConfig]:
+    """The configured methods, preceded by one unimodal run per modality when ``unimodal``."""
+    methods = list(cfg.methods)
+    if cfg.unimodal:
+        from ..datasets import dataset_info, load_dataset
+
+        info = dataset_info(cfg.dataset)
+        options = {"seed": cfg.seeds[0]} if cfg.split_by_seed and "seed" in info.options else {}
+        names = [m.name for m in load_dataset(cfg.dataset, data_dir=cfg.data_dir, **options).modalities]
+        uni = [MethodConfig(fusion=cfg.methods[0].fusion, label=f"{n} only", modalities=[n], encoders=cfg.methods[0].encoders) for n in names]
+        methods = uni + methods
+    return methods
+
+
+def run_benchmark(cfg: BenchmarkConfig, command: str, out_dir: Optional[Path] = None, progress: bool = True) -> pd.DataFrame:
+    """Run every method in its own process; write ``<name>.md``, ``.csv`` and ``.png``; return per-seed rows."""
+    from tqdm.auto import tqdm
+
+    methods = expand_methods(cfg)
+    ctx = mp.get_context("spawn")
+    rows: list[dict[str, Any]] = []
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    for i in tqdm(range(len(methods)), desc=cfg.name, disable=not progress):
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_worker, args=(cfg.model_dump_json(), i, cfg.seeds, queue))
+        proc.start()
+        status, payload = queue.get()
+        proc.join()
+        if status != "ok":
+            raise RuntimeError(f"method {methods[i].title!r} failed: {payload}")
+        rows.extend(payload)
+    frame = pd.DataFrame(rows)
+    write_results(cfg, frame, command, started, Path(out_dir or cfg.output))
+    return frame
+
+
+def summarise(frame: pd.DataFrame) -> pd.DataFrame:
+    metric_cols = [c for c in ("accuracy", "f1", "mse", "mae", "r2") if c in frame.columns]
+    out = []
+    for method, group in frame.groupby("method", sort=False):
+        row: dict[str, Any] = {"method": method}
+        for c in metric_cols:
+            row[c] = f"{group[c].mean():.4f} ± {group[c].std(ddof=1) if len(group) > 1 else 0:.4f}"
+        row["params"] = int(group["params"].iloc[0])
+        row["train s"] = f"{group['train_s'].mean():.1f}"
+        row["peak MB"] = f"{group['peak_rss_mb'].max():.0f}"
+        row["ms/sample (batch)"] = f"{group['latency_ms_batched'].mean():.3f}"
+        row["ms (1 sample)"] = f"{group['latency_ms_single'].mean():.2f}"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def write_results(cfg: BenchmarkConfig, frame: pd.DataFrame, command: str, started: str, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out_dir / f"{cfg.name}.csv", index=False)
+    table = summarise(frame)
+    md = [
+        f"# Benchmark: {cfg.name}",
+        "",
+        f"- date: {started}",
+        f"- machine: {machine_info()}",
+        f"- command: `{command}`",
+        f"- dataset: {cfg.dataset}; seeds: {cfg.seeds}",
+        f"- settings: model {cfg.model.model_dump_json()}; train {cfg.train.model_dump_json()}; encoder {cfg.encoder.model_dump_json()}",
+        "",
+        "Metrics are on the test split, mean ± std over seeds; per-seed rows in the CSV beside this file.",
+        "",
+        markdown_table(table),
+        "",
+    ]
+    (out_dir / f"{cfg.name}.md").write_text("\n".join(md))
+    plot_results(frame, out_dir / f"{cfg.name}.png", cfg.name)
+    return out_dir / f"{cfg.name}.md"
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    cells = [[str(c) for c in frame.columns]] + [[str(v) for v in row] for row in frame.itertuples(index=False)]
+    lines = ["| " + " | ".join(r) + " |" for r in cells]
+    lines.insert(1, "|" + "|".join("---" for _ in frame.columns) + "|")
+    return "\n".join(lines)
+
+
+def plot_results(frame: pd.DataFrame, path: Path, title: str) -> None:
+    os.environ.setdefault("MPLCONFIGDIR", str(path.parent / ".mplconfig"))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = "accuracy" if "accuracy" in frame.columns else "mse"
+    stats = frame.groupby("method", sort=False).agg(mean=(metric, "mean"), std=(metric, "std"), time=("train_s", "mean"))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(stats) + 1.5), sharey=True)
+    axes[0].barh(stats.index, stats["mean"], xerr=stats["std"].fillna(0), color="tab:blue")
+    axes[0].set_xlabel(f"test {metric} (mean ± std)")
+    low = max(0.0, stats["mean"].min() - 0.05) if metric == "accuracy" else 0
+    axes[0].set_xlim(low, 1.0 if metric == "accuracy" else None)
+    axes[1].barh(stats.index, stats["time"], color="tab:orange")
+    axes[1].set_xlabel("training wall time per seed (s)")
+    axes[0].invert_yaxis()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
