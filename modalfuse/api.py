@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from pathlib import Path
@@ -15,12 +16,15 @@ from safetensors.torch import load_file, save_file
 from sklearn.model_selection import train_test_split
 
 from . import __version__
-from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig
+from pydantic import BaseModel, ValidationError
+
+from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig, format_validation_error
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
 from .data.cache import FeatureCache
 from .data.readers import as_frame
 from .errors import ConfigError
 from .evaluate import classification_metrics, regression_metrics
+from .encoders import ENCODERS
 from .fusion import FUSIONS
 from .model import MultimodalNet
 from .train import batches, fit_net
@@ -43,11 +47,14 @@ class MultimodalModel:
         on_error: str = "raise",
         cache_dir: Optional[str] = None,
     ) -> None:
-        self.modalities = [m if isinstance(m, ModalityConfig) else ModalityConfig.model_validate(m) for m in modalities]
+        self.modalities = [_validated(ModalityConfig, m, f"modalities[{i}]") for i, m in enumerate(modalities)]
         if not self.modalities:
             raise ConfigError("modalities: give at least one modality")
-        self.model_config = model if isinstance(model, ModelConfig) else ModelConfig.model_validate(model or {})
-        self.train_config = train if isinstance(train, TrainConfig) else TrainConfig.model_validate(train or {})
+        self.model_config = _validated(ModelConfig, model or {}, "model")
+        self.train_config = _validated(TrainConfig, train or {}, "train")
+        for m in self.modalities:
+            ENCODERS.get(m.encoder.name)
+        FUSIONS.get(self.model_config.fusion.name)
         self.target = target
         self.task = task
         self.on_error = on_error
@@ -81,12 +88,15 @@ class MultimodalModel:
 
     def _split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         frac = self.train_config.val_fraction
-        if frac <= 0:
+        if frac <= 0 or len(frame) < 2:
             return frame, frame.iloc[:0]
+        n_val = math.ceil(frac * len(frame))
         labels = frame[self.target] if self.task == "classification" else None
-        if labels is not None and labels.value_counts().min() < 2:
-            labels = None
-        return train_test_split(frame, test_size=frac, random_state=self.train_config.seed, stratify=labels)
+        if labels is not None:
+            counts = labels.value_counts(dropna=False)
+            if labels.isna().any() or counts.min() < 2 or min(n_val, len(frame) - n_val) < len(counts):
+                labels = None  # stratification is impossible; rows with an empty target are reported later
+        return train_test_split(frame, test_size=n_val, random_state=self.train_config.seed, stratify=labels)
 
     # ----------------------------------------------------------------- fit
     def fit(self, data: Any, val: Any = None, run_dir: Optional[str | Path] = None) -> "MultimodalModel":
@@ -216,6 +226,16 @@ class MultimodalModel:
         model.net.load_state_dict(load_file(str(folder / "weights.safetensors")))
         model.net.eval()
         return model
+
+
+def _validated(model_cls: type[BaseModel], value: Any, source: str) -> Any:
+    """Accept a config object or a plain dict; dict errors become ConfigError with "did you mean"."""
+    if isinstance(value, model_cls):
+        return value
+    try:
+        return model_cls.model_validate(value)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, model_cls, source)) from None
 
 
 def write_config(cfg: Config, path: Path) -> None:

