@@ -132,33 +132,64 @@ class MultimodalModel:
         return self.net
 
     @torch.no_grad()
-    def _outputs(self, features: Features) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        net = self._require_fitted().eval()
-        outs, weights = [], []
-        for batch in batches(features, max(self.train_config.batch_size, 256), shuffle=False):
-            out = net(batch)
-            outs.append(out.output)
-            if out.weights is not None:
-                weights.append(out.weights)
-        empty = torch.zeros(0, net.head.out_dim)
-        return (torch.cat(outs) if outs else empty), (torch.cat(weights) if weights else None)
+    def _outputs(self, features: Features, mc_samples: int = 0) -> dict[str, Any]:
+        """Network outputs for all rows; with ``mc_samples`` T > 0, T passes with dropout active.
 
-    def predict_frame(self, data: Any) -> pd.DataFrame:
-        """One row per input row kept: its row id, prediction, class probabilities and modality weights."""
+        Returns ``output`` (what predictions are read from), ``weights`` (per-modality, where the
+        fusion has them) and ``uncertainty`` columns: the head's aleatoric part and, with MC
+        dropout, the epistemic variance across passes and their sum.
+        """
+        net = self._require_fitted()
+        head, fusion = net.head, net.fusion
+        parts: dict[str, list] = {"output": [], "weights": [], "aleatoric": [], "epistemic": []}
+        for batch in batches(features, max(self.train_config.batch_size, 256), shuffle=False):
+            net.train(mc_samples > 0)
+            passes = [net(batch) for _ in range(max(1, mc_samples))]
+            out, weights = passes[0].output, passes[0].weights
+            if mc_samples > 0:
+                if hasattr(fusion, "mc_combine"):
+                    out, weights = fusion.mc_combine([p.aux for p in passes], batch.masks)
+                else:
+                    out = torch.stack([p.output for p in passes]).mean(dim=0)
+                spread = torch.stack([head.proba(p.output) if self.task == "classification" else head.predict(p.output)[:, None] for p in passes])
+                parts["epistemic"].append(spread.var(dim=0, unbiased=mc_samples > 1).sum(dim=1))
+            parts["output"].append(out)
+            if weights is not None:
+                parts["weights"].append(weights)
+            if hasattr(head, "uncertainty"):
+                parts["aleatoric"].append(torch.stack([head.uncertainty(p.output) for p in passes]).mean(dim=0))
+        net.eval()
+        result: dict[str, Any] = {"output": torch.cat(parts["output"]) if parts["output"] else torch.zeros(0, head.out_dim)}
+        result["weights"] = torch.cat(parts["weights"]) if parts["weights"] else None
+        unc = {k: torch.cat(parts[k]) for k in ("aleatoric", "epistemic") if parts[k]}
+        if len(unc) == 2:
+            unc["total"] = unc["aleatoric"] + unc["epistemic"]
+        result["uncertainty"] = unc
+        return result
+
+    def predict_frame(self, data: Any, mc_samples: int = 0) -> pd.DataFrame:
+        """One row per input row kept: row id, prediction, class probabilities, uncertainty, modality presence and weights.
+
+        ``mc_samples`` > 0 averages that many stochastic (MC dropout) passes and adds the
+        epistemic variance; inverse-variance fusion then weights each modality by
+        1 / (aleatoric + epistemic variance).
+        """
         features = self._features(data, "predict", with_target=False)
-        out, weights = self._outputs(features)
-        head = self.net.head
+        res = self._outputs(features, mc_samples)
+        out, head = res["output"], self.net.head
         frame = pd.DataFrame({"row": features.rows})
         frame["prediction"] = self.target_encoder.decode(head.predict(out).numpy())
         if self.task == "classification":
             proba = head.proba(out).numpy()
             for j, cls in enumerate(self.target_encoder.classes):
                 frame[f"proba_{cls}"] = proba[:, j]
+        for kind, values in res["uncertainty"].items():
+            frame[f"uncertainty_{kind}"] = values.numpy()
         for name in self.preprocessors:
             frame[f"present_{name}"] = features.masks[name].numpy()
-        if weights is not None:
+        if res["weights"] is not None:
             for j, name in enumerate(self.net.fusion.modalities):
-                frame[f"weight_{name}"] = weights[:, j].numpy()
+                frame[f"weight_{name}"] = res["weights"][:, j].numpy()
         return frame
 
     def predict(self, data: Any) -> np.ndarray:
@@ -179,7 +210,7 @@ class MultimodalModel:
                     raise ConfigError(f"unknown modality {name!r}; the model has {list(features.masks)}")
                 if not keep:
                     features.masks[name] = torch.zeros_like(features.masks[name])
-        out, _ = self._outputs(features)
+        out = self._outputs(features)["output"]
         y = features.target.numpy()
         head = self.net.head
         if self.task == "classification":

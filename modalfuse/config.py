@@ -140,6 +140,9 @@ class FusionConfig(_Strict):
 
 class ModelConfig(_Strict):
     fusion: FusionConfig = Field(default_factory=FusionConfig)
+    head: Literal["default", "gaussian", "evidential"] = Field(
+        "default", description="gaussian: regression with a predicted variance; evidential: Dirichlet classification."
+    )
     head_hidden: int = Field(128, ge=0, description="Hidden width of the task head; 0 for a linear head.")
     dropout: float = Field(0.1, ge=0, lt=1)
     aux_weight: float = Field(0.0, ge=0, description="Weight of per-modality auxiliary losses, where a fusion has them.")

@@ -20,6 +20,10 @@ class ModelOutput:
     weights: Optional[torch.Tensor] = None
     aux: dict[str, torch.Tensor] = field(default_factory=dict)
 
+    def uncertainty(self, head: Head) -> Optional[torch.Tensor]:
+        """The head's per-sample uncertainty (Dirichlet mass, predicted variance), where it has one."""
+        return head.uncertainty(self.output) if hasattr(head, "uncertainty") else None
+
 
 class MultimodalNet(nn.Module):
     """Encoders run only on the samples where their modality is present; fusion sees the masks."""
@@ -45,13 +49,16 @@ class MultimodalNet(nn.Module):
             m.name: build_encoder(m.encoder.name, m.encoder.dim, encoder_info[m.name], m.encoder.options, where=f"modalities.{m.name}.encoder")
             for m in modalities
         }
-        predicts = FUSIONS.get(model.fusion.name).predicts
-        head = make_head(task, n_outputs, None if predicts else model.fusion.dim, model.head_hidden, model.dropout)
+        fusion_cls = FUSIONS.get(model.fusion.name)
+        predicts = fusion_cls.predicts
+        kind = fusion_cls.head_kinds.get(task, model.head)
+        head = make_head(task, n_outputs, None if predicts else model.fusion.dim, model.head_hidden, model.dropout, kind)
         fusion = FUSIONS.create(
             model.fusion.name, model.fusion.options, "model.fusion",
             in_dims={m.name: m.encoder.dim for m in modalities},
             out_dim=head.out_dim if predicts else model.fusion.dim,
             dropout=model.dropout,
+            **({"task": task} if fusion_cls.needs_task else {}),
         )
         return cls(encoders, fusion, head)
 

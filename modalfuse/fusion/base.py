@@ -30,12 +30,20 @@ class Fusion(nn.Module):
     predicts: ClassVar[bool] = False
     #: auxiliary-loss weight used when the config leaves ``model.aux_weight`` unset
     default_aux_weight: ClassVar[float] = 0.0
+    #: task → head kind this fusion needs ("evidential", "gaussian"); others take the configured head
+    head_kinds: ClassVar[dict[str, str]] = {}
+    #: whether the constructor takes the task ("classification" / "regression")
+    needs_task: ClassVar[bool] = False
 
     def __init__(self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.modalities = list(in_dims)
         self.in_dims = dict(in_dims)
         self.out_dim = out_dim
+
+    def branch_loss(self, head: nn.Module, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss of one modality's auxiliary prediction (rows where the modality is present)."""
+        return head.loss(out, target)
 
     def stack_masks(self, masks: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, M] float presence in the fusion's modality order."""

@@ -21,10 +21,17 @@ class MultimodalModule(L.LightningModule):
         head = self.net.head
         loss = head.loss(out.output, batch.target)
         if self.aux_weight and out.aux:
-            aux = [head.loss(pred[batch.masks[m]], batch.target[batch.masks[m]]) for m, pred in out.aux.items() if batch.masks[m].any()]
+            fusion = self.net.fusion
+            aux = [
+                fusion.branch_loss(head, pred[batch.masks[m]], batch.target[batch.masks[m]])
+                for m, pred in out.aux.items() if batch.masks[m].any()
+            ]
             if aux:
                 loss = loss + self.aux_weight * torch.stack(aux).mean()
         return loss, out.output
+
+    def on_train_epoch_start(self) -> None:
+        self.net.head.epoch = self.current_epoch
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss, _ = self.loss(batch)

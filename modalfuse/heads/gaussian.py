@@ -1,0 +1,30 @@
+"""Regression with aleatoric uncertainty: a mean and a log-variance, trained with the Gaussian NLL."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import Head
+
+
+class GaussianHead(Head):
+    """Predicts mean and log-variance per sample; the loss is the Gaussian negative log-likelihood."""
+
+    task = "regression"
+
+    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float) -> None:
+        super().__init__(in_dim, hidden, 2, dropout)
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.gaussian_nll_loss(out[:, 0], target.float(), self.variance(out), full=True)
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        return out[:, 0]
+
+    @staticmethod
+    def variance(out: torch.Tensor) -> torch.Tensor:
+        return out[:, 1].clamp(-12, 12).exp()
+
+    def uncertainty(self, out: torch.Tensor) -> torch.Tensor:
+        """The predicted (aleatoric) variance."""
+        return self.variance(out)
