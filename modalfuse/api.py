@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 import platform
 import time
 from pathlib import Path
@@ -201,15 +202,19 @@ class MultimodalModel:
         frame = self.predict_frame(data)
         return frame[[f"proba_{c}" for c in self.target_encoder.classes]].to_numpy()
 
+    def featurize(self, data: Any) -> Features:
+        """Encode labelled data once (for repeated evaluation, e.g. under corruptions)."""
+        return self._features(data, "evaluate")
+
     def evaluate(self, data: Any, masks: Optional[dict[str, bool]] = None) -> dict[str, float]:
-        """Task metrics on labelled data; ``masks`` can switch whole modalities off (name → False)."""
-        features = self._features(data, "evaluate")
+        """Task metrics on labelled data (or :meth:`featurize` output); ``masks`` can switch modalities off (name → False)."""
+        features = data if isinstance(data, Features) else self._features(data, "evaluate")
         if masks:
-            for name, keep in masks.items():
-                if name not in features.masks:
-                    raise ConfigError(f"unknown modality {name!r}; the model has {list(features.masks)}")
-                if not keep:
-                    features.masks[name] = torch.zeros_like(features.masks[name])
+            unknown = set(masks) - set(features.masks)
+            if unknown:
+                raise ConfigError(f"unknown modalities {sorted(unknown)}; the model has {list(features.masks)}")
+            off = {name: torch.zeros_like(features.masks[name]) for name, keep in masks.items() if not keep}
+            features = replace(features, masks={**features.masks, **off})
         out = self._outputs(features)["output"]
         y = features.target.numpy()
         head = self.net.head

@@ -156,6 +156,7 @@ class TrainConfig(_Strict):
     patience: int = Field(10, ge=0, description="Early-stopping patience in epochs; 0 disables early stopping.")
     seed: int = 0
     val_fraction: float = Field(0.1, ge=0, lt=1, description="Share of train carved out for validation when no val set is given.")
+    modality_dropout: float = Field(0.0, ge=0, lt=1, description="Per-sample probability of hiding each modality while training.")
     progress: bool = True
     accelerator: str = "cpu"
     devices: Union[int, str] = 1

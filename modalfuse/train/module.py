@@ -7,6 +7,7 @@ import torch
 from ..config import TrainConfig
 from ..data.batch import Batch
 from ..model import MultimodalNet
+from ..objectives import drop_modalities
 
 
 class MultimodalModule(L.LightningModule):
@@ -34,6 +35,8 @@ class MultimodalModule(L.LightningModule):
         self.net.head.epoch = self.current_epoch
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        if self.cfg.modality_dropout > 0:
+            batch = batch.with_masks(drop_modalities(batch.masks, self.cfg.modality_dropout))
         loss, _ = self.loss(batch)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch))
         return loss

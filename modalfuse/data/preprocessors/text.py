@@ -63,7 +63,7 @@ class TextPreprocessor(Preprocessor):
         return int(self.tokenizer.pad_token_id) if self.options.pretrained else PAD
 
     def encoder_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"pad_id": self.pad_id}
+        info: dict[str, Any] = {"pad_id": self.pad_id, "unk_id": int(self.tokenizer.unk_token_id) if self.options.pretrained else UNK}
         if self.options.pretrained:
             info["pretrained"] = self.options.pretrained
         else:
