@@ -158,6 +158,7 @@ class TrainConfig(_Strict):
     val_fraction: float = Field(0.1, ge=0, lt=1, description="Share of train carved out for validation when no val set is given.")
     modality_dropout: float = Field(0.0, ge=0, lt=1, description="Per-sample probability of hiding each modality while training.")
     progress: bool = True
+    threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice); 1 suits small models on busy machines.")
     accelerator: str = "cpu"
     devices: Union[int, str] = 1
 

