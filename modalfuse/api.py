@@ -63,6 +63,7 @@ class MultimodalModel:
         self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
         self.target_encoder: Optional[TargetEncoder] = None
         self.net: Optional[MultimodalNet] = None
+        self.temperature = 1.0
         self.reports: dict[str, SkipReport] = {}
         self.history: dict[str, Any] = {}
 
@@ -160,7 +161,10 @@ class MultimodalModel:
             if hasattr(head, "uncertainty"):
                 parts["aleatoric"].append(torch.stack([head.uncertainty(p.output) for p in passes]).mean(dim=0))
         net.eval()
-        result: dict[str, Any] = {"output": torch.cat(parts["output"]) if parts["output"] else torch.zeros(0, head.out_dim)}
+        output = torch.cat(parts["output"]) if parts["output"] else torch.zeros(0, head.out_dim)
+        if self.temperature != 1.0:
+            output = output / self.temperature
+        result: dict[str, Any] = {"output": output}
         result["weights"] = torch.cat(parts["weights"]) if parts["weights"] else None
         unc = {k: torch.cat(parts[k]) for k in ("aleatoric", "epistemic") if parts[k]}
         if len(unc) == 2:
@@ -225,11 +229,28 @@ class MultimodalModel:
         result["n"] = len(y)
         return result
 
+    def calibrate(self, data: Any) -> float:
+        """Fit a softmax temperature on held-out labelled data (never the test set); returns it."""
+        from .evaluate.calibration import fit_temperature
+        from .heads import BinaryHead, MulticlassHead
+
+        head = self._require_fitted().head
+        if not isinstance(head, (BinaryHead, MulticlassHead)):
+            raise ConfigError("calibrate: temperature scaling needs a softmax or sigmoid classification head")
+        self.temperature = 1.0
+        features = data if isinstance(data, Features) else self._features(data, "calibrate")
+        logits = self._outputs(features)["output"]
+        if isinstance(head, BinaryHead):
+            logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
+        self.temperature = fit_temperature(logits.numpy(), features.target.numpy())
+        return self.temperature
+
     # ----------------------------------------------------------------- persistence
     def spec(self) -> ModelSpec:
         return ModelSpec(
             modalities=self.modalities, model=self.model_config, task=self.task, target=self.target,
             classes=self.target_encoder.classes if self.task == "classification" else None,
+            temperature=self.temperature,
         )
 
     def save(self, folder: str | Path) -> Path:
@@ -257,6 +278,7 @@ class MultimodalModel:
         for name, pre in model.preprocessors.items():
             pre.load_state_dict(states[name])
         model.target_encoder = TargetEncoder(spec.task, spec.classes)
+        model.temperature = spec.temperature
         info = {name: pre.encoder_info() for name, pre in model.preprocessors.items()}
         model.net = MultimodalNet.build(spec.modalities, spec.model, info, spec.task, model.target_encoder.n_outputs)
         model.net.load_state_dict(load_file(str(folder / "weights.safetensors")))

@@ -207,6 +207,7 @@ class ModelSpec(_Strict):
     task: Literal["classification", "regression"]
     target: str
     classes: Optional[list[Any]] = None
+    temperature: float = Field(1.0, gt=0, description="Softmax temperature fitted by calibrate() (1 = none).")
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

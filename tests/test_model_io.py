@@ -133,3 +133,28 @@ def test_small_classification_table_fits_with_default_split() -> None:
     model.fit(frame)
     assert model.reports["train"].rows_read + model.reports["val"].rows_read == 8
     assert len(model.predict(frame)) == 8
+
+
+def test_temperature_scaling_is_fitted_saved_and_keeps_predictions(tmp_path) -> None:
+    import numpy as np
+
+    from modalfuse import MultimodalModel
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)).astype("float32")
+    y = (x[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(int) + (x[:, 1] > 1).astype(int)
+    data = {"v": x, "w": x[:, ::-1].copy(), "y": y}
+    mods = [{"name": "v", "kind": "vector"}, {"name": "w", "kind": "vector"}]
+    model = MultimodalModel(mods, "y", train={"max_epochs": 40, "val_fraction": 0, "progress": False, "lr": 0.01})
+    model.fit({k: v[:200] for k, v in data.items()})
+    held = {k: v[200:] for k, v in data.items()}
+    before = model.predict_proba(held)
+    t = model.calibrate(held)
+    assert t > 0 and t != 1.0
+    after = model.predict_proba(held)
+    assert np.array_equal(before.argmax(1), after.argmax(1))
+    assert model.evaluate(held)["log_loss"] <= -np.log(before[np.arange(100), y[200:]]).mean() + 1e-6
+    model.save(tmp_path / "m")
+    loaded = MultimodalModel.load(tmp_path / "m")
+    assert loaded.temperature == t
+    np.testing.assert_allclose(loaded.predict_proba(held), after, rtol=1e-5)
