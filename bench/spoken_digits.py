@@ -33,7 +33,7 @@ RECIPE: dict = {
 }
 
 
-def make_model(modalities, target, fusion, recipe, seed):
+def make_model(modalities, target, fusion, recipe, seed, modality_dropout=0.0):
     from modalfuse.api import MultimodalModel
     from modalfuse.config import ModelConfig, TrainConfig
 
@@ -42,6 +42,7 @@ def make_model(modalities, target, fusion, recipe, seed):
     train_cfg = TrainConfig(
         max_epochs=recipe["max_epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"], weight_decay=recipe["weight_decay"],
         patience=recipe["patience"], val_fraction=recipe["val_fraction"], seed=seed, progress=False,
+        modality_dropout=modality_dropout,
     )
     return MultimodalModel(mods, target, model_cfg, train_cfg, task="classification")
 
@@ -63,13 +64,14 @@ def main() -> None:
     )
     bench.hyper = {"recipe (all rows)": recipe, "late fusion": "LateFusion defaults (hidden 64, mean combine), aux_weight 1.0 (its default)"}
     by_name = {m.name: m for m in ds.modalities}
-    plans = [("audio only", [by_name["audio"]], "concat"), ("image only", [by_name["image"]], "concat"),
-             ("fused concat", ds.modalities, "concat"), ("fused late", ds.modalities, "late")]
-    for label, mods, fusion in plans:
+    plans = [("audio only", [by_name["audio"]], "concat", 0.0), ("image only", [by_name["image"]], "concat", 0.0),
+             ("fused concat", ds.modalities, "concat", 0.0), ("fused late", ds.modalities, "late", 0.0),
+             ("fused concat, modality dropout 0.3", ds.modalities, "concat", 0.3)]
+    for label, mods, fusion, p_drop in plans:
         if not bench.wanted(label):
             continue
         for seed in bench.seeds:
-            bench.run(label, seed, lambda s: make_model(mods, ds.target, fusion, recipe, s), ds.train, ds.test)
+            bench.run(label, seed, lambda s: make_model(mods, ds.target, fusion, recipe, s, p_drop), ds.train, ds.test)
     bench.finish()
 
 
