@@ -18,16 +18,17 @@ from modalfuse import MultimodalModel
 from modalfuse.config import ModalityConfig
 from modalfuse.datasets import load_dataset
 
-BASE = {"fusion": "concat", "dim": 64, "hidden": [256], "enc_dropout": 0.5, "dropout": 0.3, "head_hidden": 0,
-        "max_epochs": 30, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3}
+BASE = {"fusion": "concat", "encoder": "vector_mlp", "dim": 64, "hidden": [256], "enc_dropout": 0.5, "dropout": 0.3, "head_hidden": 0,
+        "max_epochs": 30, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3, "modality_dropout": 0.0}
 
 
 def build(ds, r: dict, seed: int) -> MultimodalModel:
-    mods = [ModalityConfig(name=m.name, kind=m.kind, encoder={"dim": r["dim"], "options": {"hidden": r["hidden"], "dropout": r["enc_dropout"]}}) for m in ds.modalities]
+    options = {"hidden": r["hidden"], "dropout": r["enc_dropout"]} if r["encoder"] == "vector_mlp" else {}
+    mods = [ModalityConfig(name=m.name, kind=m.kind, encoder={"name": r["encoder"], "dim": r["dim"], "options": options}) for m in ds.modalities]
     return MultimodalModel(
         mods, ds.target, model={"fusion": {"name": r["fusion"]}, "head_hidden": r["head_hidden"], "dropout": r["dropout"]},
         train={"max_epochs": r["max_epochs"], "batch_size": r["batch_size"], "lr": r["lr"], "weight_decay": r["weight_decay"],
-               "val_fraction": 0.0, "patience": 0, "seed": seed, "progress": False},
+               "val_fraction": 0.0, "patience": 0, "seed": seed, "progress": False, "modality_dropout": r["modality_dropout"]},
     )
 
 
