@@ -79,7 +79,7 @@ def test_evaluate_saved_model(trained, capsys) -> None:
     first, rest = out.split("\n", 1)
     assert f"{len(frame)} rows read, {len(frame)} used, 0 skipped" in first
     metrics = json.loads(rest)
-    assert set(metrics) == {"accuracy", "f1", "log_loss", "n"} and metrics["n"] == len(frame)
+    assert set(metrics) == {"accuracy", "f1", "log_loss", "ece", "brier", "n"} and metrics["n"] == len(frame)
     assert 0.0 <= metrics["accuracy"] <= 1.0
     summary = json.loads((run / "summary.json").read_text())
     assert metrics["accuracy"] == pytest.approx(summary["test"]["accuracy"])

@@ -27,6 +27,8 @@ FUSION_CASES = {
     "squeeze_excite-maps": ("squeeze_excite", {"depths": [0, 1]}),
     "hybrid": ("hybrid", {"inner_dim": 16, "hidden": 8}),
     "hybrid-sum": ("hybrid", {"inner": "sum", "inner_dim": 16, "hidden": 8}),
+    "inverse_variance": ("inverse_variance", {"hidden": 8}),
+    "evidential": ("evidential", {"hidden": 8}),
 }
 IDS = sorted(FUSION_CASES)
 CORE = ["concat", "sum", "late"]
