@@ -62,7 +62,7 @@ class MultimodalModel:
         self.cache = FeatureCache(cache_dir) if cache_dir != "none" else None
         self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
         self.target_encoder: Optional[TargetEncoder] = None
-        self.net: Optional[MultimodalNet] = None
+        self.members: list[MultimodalNet] = []
         self.temperature = 1.0
         self.reports: dict[str, SkipReport] = {}
         self.history: dict[str, Any] = {}
@@ -116,61 +116,76 @@ class MultimodalModel:
             train_frame, val_source = frame, as_frame(val)
         train = self._features(None, "train", fit=True, frame_table=(train_frame, table, base))
         valid = self._features(None, "val", frame_table=val_source) if len(val_source[0]) else None
-        info = {name: pre.encoder_info() for name, pre in self.preprocessors.items()}
-        torch.manual_seed(self.train_config.seed)
-        self.net = MultimodalNet.build(self.modalities, self.model_config, info, self.task, self.target_encoder.n_outputs)
         aux = self.model_config.aux_weight or FUSIONS.get(self.model_config.fusion.name).default_aux_weight
         run_path = Path(run_dir) if run_dir else None
-        self.history = fit_net(self.net, train, valid, self.train_config, aux, run_path)
+        self.members, histories = [], []
+        for i in range(self.train_config.ensemble):
+            cfg = self.train_config.model_copy(update={"seed": self.train_config.seed + i})
+            torch.manual_seed(cfg.seed)
+            net = self._build_net()
+            member_dir = run_path / f"member{i}" if run_path is not None and self.train_config.ensemble > 1 else run_path
+            histories.append(fit_net(net, train, valid, cfg, aux, member_dir))
+            self.members.append(net)
+        self.history = histories[0] if len(histories) == 1 else {"members": histories}
         if run_path is not None:
             for name, report in self.reports.items():
                 report.write(run_path, name)
         return self
 
+    def _build_net(self) -> MultimodalNet:
+        info = {name: pre.encoder_info() for name, pre in self.preprocessors.items()}
+        return MultimodalNet.build(self.modalities, self.model_config, info, self.task, self.target_encoder.n_outputs)
+
     # ----------------------------------------------------------------- predict
+    @property
+    def net(self) -> Optional[MultimodalNet]:
+        """The (first) trained network; an ensemble has ``len(self.members)`` of them."""
+        return self.members[0] if self.members else None
+
     def _require_fitted(self) -> MultimodalNet:
-        if self.net is None:
+        if not self.members:
             raise RuntimeError("the model is not fitted: call fit() or load() first")
-        return self.net
+        return self.members[0]
 
     @torch.no_grad()
     def _outputs(self, features: Features, mc_samples: int = 0) -> dict[str, Any]:
-        """Network outputs for all rows; with ``mc_samples`` T > 0, T passes with dropout active.
+        """Network outputs for all rows, averaged over ensemble members and ``mc_samples`` dropout passes.
 
         Returns ``output`` (what predictions are read from), ``weights`` (per-modality, where the
         fusion has them) and ``uncertainty`` columns: the head's aleatoric part and, with MC
-        dropout, the epistemic variance across passes and their sum.
+        dropout or an ensemble, the epistemic variance across passes and members, and their sum.
         """
-        net = self._require_fitted()
-        head, fusion = net.head, net.fusion
+        head, fusion = self._require_fitted().head, self.net.fusion
         parts: dict[str, list] = {"output": [], "weights": [], "aleatoric": [], "epistemic": []}
         for batch in batches(features, max(self.train_config.batch_size, 256), shuffle=False):
-            net.train(mc_samples > 0)
-            passes = [net(batch) for _ in range(max(1, mc_samples))]
-            out, weights = passes[0].output, passes[0].weights
-            if mc_samples > 0:
-                if hasattr(fusion, "mc_combine"):
-                    out, weights = fusion.mc_combine([p.aux for p in passes], batch.masks)
-                else:
-                    out = torch.stack([p.output for p in passes]).mean(dim=0)
-                spread = torch.stack([head.proba(p.output) if self.task == "classification" else head.predict(p.output)[:, None] for p in passes])
-                parts["epistemic"].append(spread.var(dim=0, unbiased=mc_samples > 1).sum(dim=1))
-            parts["output"].append(out)
-            if weights is not None:
-                parts["weights"].append(weights)
-            if hasattr(head, "uncertainty"):
-                parts["aleatoric"].append(torch.stack([head.uncertainty(p.output) for p in passes]).mean(dim=0))
-        net.eval()
+            outs, weights, aleatoric, spread = [], [], [], []
+            for net in self.members:
+                net.train(mc_samples > 0)
+                passes = [net(batch) for _ in range(max(1, mc_samples))]
+                out, w = passes[0].output, passes[0].weights
+                if mc_samples > 0:
+                    out, w = fusion.mc_combine([p.aux for p in passes], batch.masks) if hasattr(fusion, "mc_combine") else (head.average([p.output for p in passes]), w)
+                outs.append(out)
+                if w is not None:
+                    weights.append(w)
+                if hasattr(head, "uncertainty"):
+                    aleatoric.append(torch.stack([head.uncertainty(p.output) for p in passes]).mean(dim=0))
+                spread += [head.proba(p.output) if self.task == "classification" else head.predict(p.output)[:, None] for p in passes]
+                net.eval()
+            parts["output"].append(head.average(outs))
+            if weights:
+                parts["weights"].append(torch.stack(weights).mean(dim=0))
+            if aleatoric:
+                parts["aleatoric"].append(torch.stack(aleatoric).mean(dim=0))
+            if len(spread) > 1:
+                parts["epistemic"].append(torch.stack(spread).var(dim=0).sum(dim=1))
         output = torch.cat(parts["output"]) if parts["output"] else torch.zeros(0, head.out_dim)
         if self.temperature != 1.0:
             output = output / self.temperature
-        result: dict[str, Any] = {"output": output}
-        result["weights"] = torch.cat(parts["weights"]) if parts["weights"] else None
         unc = {k: torch.cat(parts[k]) for k in ("aleatoric", "epistemic") if parts[k]}
         if len(unc) == 2:
             unc["total"] = unc["aleatoric"] + unc["epistemic"]
-        result["uncertainty"] = unc
-        return result
+        return {"output": output, "weights": torch.cat(parts["weights"]) if parts["weights"] else None, "uncertainty": unc}
 
     def predict_frame(self, data: Any, mc_samples: int = 0) -> pd.DataFrame:
         """One row per input row kept: row id, prediction, class probabilities, uncertainty, modality presence and weights.
@@ -258,7 +273,11 @@ class MultimodalModel:
         net = self._require_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(folder / "weights.safetensors"))
+        tensors = {
+            (f"member{i}." if len(self.members) > 1 else "") + k: v.detach().contiguous()
+            for i, member in enumerate(self.members) for k, v in member.state_dict().items()
+        }
+        save_file(tensors, str(folder / "weights.safetensors"))
         (folder / "model.json").write_text(self.spec().model_dump_json(indent=2))
         (folder / "train.json").write_text(self.train_config.model_dump_json(indent=2))
         (folder / "preprocessors.json").write_text(json.dumps({n: p.state_dict() for n, p in self.preprocessors.items()}))
@@ -279,10 +298,13 @@ class MultimodalModel:
             pre.load_state_dict(states[name])
         model.target_encoder = TargetEncoder(spec.task, spec.classes)
         model.temperature = spec.temperature
-        info = {name: pre.encoder_info() for name, pre in model.preprocessors.items()}
-        model.net = MultimodalNet.build(spec.modalities, spec.model, info, spec.task, model.target_encoder.n_outputs)
-        model.net.load_state_dict(load_file(str(folder / "weights.safetensors")))
-        model.net.eval()
+        tensors = load_file(str(folder / "weights.safetensors"))
+        n = train.ensemble
+        for i in range(n):
+            prefix = f"member{i}." if n > 1 else ""
+            net = model._build_net()
+            net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            model.members.append(net.eval())
         return model
 
 

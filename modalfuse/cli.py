@@ -103,6 +103,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     model = _with_errors(_load(args.model), args.on_error)
+    if getattr(args, "chunk_size", None):
+        return _predict_chunked(model, args)
     frame = model.predict_frame(_table(args.data, args.data_dir, "test"))
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -116,6 +118,97 @@ def cmd_predict(args: argparse.Namespace) -> int:
         report.write(out.parent, out.stem)
         print(f"skipped rows listed in {out.parent / (out.stem + '_skipped.csv')}")
     print(f"wrote {len(frame)} predictions to {out}")
+    return 0
+
+
+def _predict_chunked(model, args: argparse.Namespace) -> int:
+    """Stream a large CSV/TSV in chunks of ``--chunk-size`` rows, appending predictions to the output."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .data.preprocessors import is_missing
+    from .errors import DataError
+
+    source = Path(args.data)
+    if source.suffix.lower() not in (".csv", ".tsv", ".txt") or not source.exists():
+        raise DataError("--chunk-size streams CSV/TSV files only; give an existing .csv or .tsv file", table=source)
+    base = source.resolve().parent
+    file_columns = [c for m in model.modalities if m.kind in ("image", "audio") for c in m.columns]
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    parquet = out.suffix.lower() in (".parquet", ".pq")
+    if out.exists():
+        out.unlink()
+    with open(source, "rb") as fh:
+        total = max(0, sum(1 for _ in fh) - 1)
+    reader = pd.read_csv(source, sep="\t" if source.suffix.lower() == ".tsv" else ",", chunksize=args.chunk_size)
+    writer, written, read, skipped = None, 0, 0, []
+    bar = tqdm(total=total, unit="row", desc="predict", disable=not sys.stderr.isatty() and not os.environ.get("MODALFUSE_PROGRESS"))
+    try:
+        for chunk in reader:
+            for col in file_columns:  # image/audio paths are relative to the table's folder
+                if col in chunk.columns:
+                    chunk[col] = [c if is_missing(c) or Path(str(c)).is_absolute() else str(base / str(c).strip()) for c in chunk[col]]
+            try:
+                frame = model.predict_frame(chunk)
+            except DataError as err:
+                raise DataError(err.reason, row=err.row, column=err.column, table=source, file=err.file) from None
+            report = model.reports["predict"]
+            read += report.rows_read
+            skipped += report.skipped
+            if parquet:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(str(out), table.schema)
+                writer.write_table(table.cast(writer.schema))
+            else:
+                frame.to_csv(out, mode="a", header=written == 0, index=False)
+            written += len(frame)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    print(f"{source}: {read} rows read, {written} used, {len(skipped)} skipped (chunks of {args.chunk_size})")
+    if skipped:
+        from .data import SkipReport
+
+        SkipReport(str(source), len(skipped), 0, skipped).write(out.parent, out.stem)
+        print(f"skipped rows listed in {out.parent / (out.stem + '_skipped.csv')}")
+    print(f"wrote {written} predictions to {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .serve.bundle import export_bundle
+
+    eval_data = _table(args.eval, args.data_dir, "test") if args.eval else None
+    path = export_bundle(args.source, args.bundle, eval_data=eval_data, eval_name=args.eval, data_files=args.data_file, onnx=args.onnx)
+    print(f"bundle written to {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.app import ServeSettings, serve
+
+    key = None
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env)
+        if not key:
+            raise ModalfuseError(f"--api-key-env: environment variable {args.api_key_env} is unset or empty")
+    elif args.api_key_file:
+        try:
+            key = Path(args.api_key_file).read_text().strip()
+        except OSError as err:
+            raise ModalfuseError(f"--api-key-file: cannot read {args.api_key_file} ({err})") from None
+        if not key:
+            raise ModalfuseError(f"--api-key-file: {args.api_key_file} is empty")
+    settings = ServeSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, timeout_s=args.timeout_s,
+                             max_body_mb=args.max_body_mb, api_key=key, threads=args.threads)
+    print(f"serving {args.bundle} on http://{args.host}:{args.port} (max batch {args.max_batch}, max wait {args.max_wait_ms} ms)", flush=True)
+    serve(args.bundle, args.host, args.port, settings, log_level=args.log_level)
     return 0
 
 
@@ -227,7 +320,32 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--on-error", choices=["raise", "skip"])
         if name == "predict":
             s.add_argument("--output", "-o", required=True, help="predictions file (.csv or .parquet)")
+            s.add_argument("--chunk-size", type=int, help="stream a large CSV/TSV in chunks of N rows, appending to the output")
         s.set_defaults(func=func)
+
+    e = sub.add_parser("export", help="write a checksummed model bundle (folder, or .tar.gz) with a model card")
+    e.add_argument("source", help="a run folder or a saved model folder")
+    e.add_argument("bundle", help="bundle folder, or a path ending in .tar.gz for an archive")
+    e.add_argument("--eval", help="labelled table (or dataset:NAME) for metrics per modality combination in the card")
+    e.add_argument("--data-dir")
+    e.add_argument("--data-file", action="append", help="a training data file whose SHA-256 goes in the card (repeatable)")
+    e.add_argument("--onnx", action="store_true", help="also export model.onnx (checked against PyTorch with onnxruntime)")
+    e.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("serve", help="serve a bundle over HTTP (FastAPI + uvicorn; needs the serve extra)")
+    v.add_argument("bundle", help="bundle folder or .tar.gz")
+    v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--max-batch", type=int, default=64, help="records per forward pass; 1 turns micro-batching off")
+    v.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    v.add_argument("--timeout-s", type=float, default=10.0, help="prediction timeout (504 past it)")
+    v.add_argument("--max-body-mb", type=float, default=5.0, help="request body limit (413 past it)")
+    key = v.add_mutually_exclusive_group()
+    key.add_argument("--api-key-env", help="require this environment variable's value as a bearer token")
+    key.add_argument("--api-key-file", help="require this file's content as a bearer token")
+    v.add_argument("--threads", type=int, default=1, help="torch threads for inference")
+    v.add_argument("--log-level", default="warning")
+    v.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="train on the bundled digits image + keypad-tone audio demo (offline)")
     d.add_argument("--run-dir", default="runs")

@@ -156,6 +156,7 @@ class TrainConfig(_Strict):
     patience: int = Field(10, ge=0, description="Early-stopping patience in epochs; 0 disables early stopping.")
     seed: int = 0
     val_fraction: float = Field(0.1, ge=0, lt=1, description="Share of train carved out for validation when no val set is given.")
+    ensemble: int = Field(1, ge=1, description="Deep ensemble: train this many members (seeds seed, seed+1, ...) and average them.")
     modality_dropout: float = Field(0.0, ge=0, lt=1, description="Per-sample probability of hiding each modality while training.")
     progress: bool = True
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice); 1 suits small models on busy machines.")

@@ -158,3 +158,29 @@ def test_temperature_scaling_is_fitted_saved_and_keeps_predictions(tmp_path) -> 
     loaded = MultimodalModel.load(tmp_path / "m")
     assert loaded.temperature == t
     np.testing.assert_allclose(loaded.predict_proba(held), after, rtol=1e-5)
+
+
+def test_deep_ensemble_averages_members_and_reports_epistemic_variance(tmp_path) -> None:
+    import numpy as np
+    import torch
+
+    from modalfuse import MultimodalModel
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(160, 5)).astype("float32")
+    data = {"v": x, "w": (x + rng.normal(size=x.shape)).astype("float32"), "y": (x[:, 0] > 0).astype(int) + (x[:, 1] > 0).astype(int)}
+    mods = [{"name": "v", "kind": "vector"}, {"name": "w", "kind": "vector"}]
+    model = MultimodalModel(mods, "y", train={"max_epochs": 3, "val_fraction": 0, "progress": False, "ensemble": 3})
+    model.fit(data)
+    assert len(model.members) == 3
+    p0, p1 = (list(m.parameters())[0] for m in model.members[:2])
+    assert not torch.equal(p0, p1)  # members start from different seeds
+    frame = model.predict_frame(data)
+    assert (frame["uncertainty_epistemic"] > 0).all()
+    # the ensemble's probability is the mean of its members' probabilities
+    feats = model.featurize(data)
+    with torch.no_grad():
+        probs = torch.stack([m.eval().head.proba(m(feats[list(range(len(feats)))]).output) for m in model.members]).mean(0)
+    np.testing.assert_allclose(model.predict_proba(data), probs.numpy(), rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "ens")
+    np.testing.assert_allclose(MultimodalModel.load(tmp_path / "ens").predict_proba(data), model.predict_proba(data), rtol=1e-6)

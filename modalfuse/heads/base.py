@@ -20,3 +20,7 @@ class Head(nn.Module):
 
     def forward(self, fused: torch.Tensor) -> torch.Tensor:
         return self.net(fused)
+
+    def average(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        """Combine the outputs of ensemble members or dropout passes (default: their mean)."""
+        return outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(dim=0)

@@ -25,6 +25,12 @@ class BinaryHead(Head):
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return (out[:, 0] > 0).long()
 
+    def average(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        """The logit of the mean probability."""
+        if len(outputs) == 1:
+            return outputs[0]
+        return torch.logit(torch.stack([torch.sigmoid(o) for o in outputs]).mean(dim=0), eps=1e-7)
+
 
 class MulticlassHead(Head):
     """Softmax over classes, cross-entropy loss."""
@@ -42,3 +48,9 @@ class MulticlassHead(Head):
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out.argmax(dim=1)
+
+    def average(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        """Log of the mean probability (softmax of it gives the mean probability back)."""
+        if len(outputs) == 1:
+            return outputs[0]
+        return torch.stack([torch.softmax(o, dim=1) for o in outputs]).mean(dim=0).clamp(min=1e-12).log()

@@ -21,6 +21,15 @@ class GaussianHead(Head):
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out[:, 0]
 
+    def average(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        """Moment-matched mixture: mean of means; mean variance plus variance of the means."""
+        if len(outputs) == 1:
+            return outputs[0]
+        stacked = torch.stack(outputs)
+        means, variances = stacked[..., 0], stacked[..., 1].clamp(-12, 12).exp()
+        var = variances.mean(dim=0) + means.var(dim=0, unbiased=False)
+        return torch.stack([means.mean(dim=0), var.log()], dim=1)
+
     @staticmethod
     def variance(out: torch.Tensor) -> torch.Tensor:
         return out[:, 1].clamp(-12, 12).exp()
