@@ -19,7 +19,7 @@ from modalfuse.config import ModalityConfig
 from modalfuse.datasets import load_dataset
 
 BASE = {"fusion": "concat", "encoder": "vector_mlp", "dim": 64, "hidden": [256], "enc_dropout": 0.5, "dropout": 0.3, "head_hidden": 0,
-        "max_epochs": 30, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3, "modality_dropout": 0.0}
+        "max_epochs": 30, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3, "modality_dropout": 0.0, "ensemble": 1}
 
 
 def build(ds, r: dict, seed: int) -> MultimodalModel:
@@ -28,7 +28,7 @@ def build(ds, r: dict, seed: int) -> MultimodalModel:
     return MultimodalModel(
         mods, ds.target, model={"fusion": {"name": r["fusion"]}, "head_hidden": r["head_hidden"], "dropout": r["dropout"]},
         train={"max_epochs": r["max_epochs"], "batch_size": r["batch_size"], "lr": r["lr"], "weight_decay": r["weight_decay"],
-               "val_fraction": 0.0, "patience": 0, "seed": seed, "progress": False, "modality_dropout": r["modality_dropout"]},
+               "val_fraction": 0.0, "patience": 0, "seed": seed, "progress": False, "modality_dropout": r["modality_dropout"], "ensemble": r["ensemble"]},
     )
 
 

@@ -31,6 +31,7 @@ class MethodConfig(BaseModel):
     label: Optional[str] = None
     modalities: Optional[list[str]] = Field(None, description="Use only these modalities (default: all).")
     encoders: dict[str, EncoderConfig] = Field(default_factory=dict, description="Per-modality encoder overrides.")
+    train: dict[str, Any] = Field(default_factory=dict, description="Training overrides for this method (e.g. ensemble, modality_dropout).")
 
     @property
     def title(self) -> str:
@@ -54,6 +55,7 @@ class BenchmarkConfig(BaseModel):
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(progress=False))
     output: str = "docs/results"
     threads: Optional[int] = Field(None, description="torch intra-op threads per run (default: torch's choice).")
+    notes: str = Field("", description="Text for the results file: how the recipe was chosen, references.")
 
 
 def load_benchmark(path: str | Path) -> BenchmarkConfig:
@@ -95,7 +97,7 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
             for m in mods
         ]
         model_cfg = cfg.model.model_copy(update={"fusion": method.fusion})
-        train_cfg = cfg.train.model_copy(update={"seed": seed, "progress": False})
+        train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), **method.train, "seed": seed, "progress": False})
         model = MultimodalModel(mods, ds.target, model_cfg, train_cfg, task=ds.task)
         start = time.perf_counter()
         model.fit(ds.train)
@@ -201,6 +203,8 @@ def write_results(cfg: BenchmarkConfig, frame: pd.DataFrame, command: str, start
         f"- settings: model {cfg.model.model_dump_json()}; train {cfg.train.model_dump_json()}; encoder {cfg.encoder.model_dump_json()}",
         "",
         "Metrics are on the test split, mean ± std over seeds; per-seed rows in the CSV beside this file.",
+        "",
+        cfg.notes.strip(),
         "",
         markdown_table(table),
         "",

@@ -168,7 +168,8 @@ def create_app(source: Any, settings: Optional[ServeSettings] = None, card: Opti
     else:
         model = source
     engine = Engine(model)
-    bad = [n for n, p in engine.net.named_parameters() if not torch.isfinite(p).all()]
+    members = getattr(model, "members", None) or [engine.net]
+    bad = [n for net in members for n, p in net.named_parameters() if not torch.isfinite(p).all()]
     if bad:
         raise BundleError(f"the model's parameters hold NaN or infinite values ({bad[:3]}); refusing to serve it")
     if settings.threads:

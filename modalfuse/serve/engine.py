@@ -236,7 +236,12 @@ class Engine:
 
     @torch.inference_mode()
     def _outputs(self, enc: Encoded) -> dict[str, Any]:
-        """``MultimodalModel._outputs`` without MC dropout, in one pass and without re-toggling train/eval."""
+        """``MultimodalModel._outputs`` without MC dropout, in one pass and without re-toggling train/eval.
+
+        Ensembles (several members) go through ``MultimodalModel._outputs`` itself.
+        """
+        if len(getattr(self.model, "members", [self.net])) > 1:
+            return self.model._outputs(self._features(enc))
         net, head = self.net, self.net.head
         batch = Batch({k: torch.from_numpy(v) for k, v in enc.inputs.items()},
                       {k: torch.from_numpy(v) for k, v in enc.masks.items()}, None, torch.arange(len(enc)))
@@ -279,6 +284,7 @@ class Engine:
 
     @torch.no_grad()
     def embed(self, enc: Encoded) -> list[dict[str, Any]]:
+        """Per-modality and fused embeddings (of the first member, for an ensemble)."""
         batch = Batch({k: torch.from_numpy(v) for k, v in enc.inputs.items()},
                       {k: torch.from_numpy(v) for k, v in enc.masks.items()}, None, torch.arange(len(enc)))
         self.net.eval()

@@ -85,6 +85,8 @@ def export_onnx(model, path: str | Path, opset: int = 17, check: bool = True, at
     if audio:
         raise OnnxExportError(f"ONNX export does not support audio modalities ({audio}): the log-mel front end uses a complex "
                               "STFT that the TorchScript ONNX exporter cannot express; serve such models with `modalfuse serve`")
+    if len(getattr(model, "members", [])) > 1:
+        raise OnnxExportError(f"ONNX export covers single networks; this model is an ensemble of {len(model.members)} members")
     wrapper = OnnxWrapper(model).eval()
     names = list(model.preprocessors)
     args = tuple(example_inputs(model))
