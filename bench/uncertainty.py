@@ -71,10 +71,10 @@ def part_a(data_dir: str, seeds: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]
     return pd.DataFrame(rows), pd.concat(subsets)
 
 
-def synthetic_regression(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+def synthetic_regression(n: int, seed: int, w: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows of (steady view, noisy view, y = z·w + ε) and each row's noise level σᵢ of the noisy view."""
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, 8)).astype(np.float32)
-    w = rng.normal(size=8)
     sigma = rng.uniform(0, 2, size=n)
     frame = pd.DataFrame({
         "steady": list((z + 0.5 * rng.normal(size=z.shape)).astype(np.float32)),
@@ -88,8 +88,9 @@ def part_b(seeds: list[int]) -> pd.DataFrame:
     rows = []
     mods = [ModalityConfig(name="steady", kind="vector"), ModalityConfig(name="noisy", kind="vector")]
     for seed in seeds:
-        train, _ = synthetic_regression(4000, seed)
-        test, sigma = synthetic_regression(1000, seed + 1000)
+        w = np.random.default_rng(seed).normal(size=8)
+        train, _ = synthetic_regression(4000, seed + 1, w)
+        test, sigma = synthetic_regression(1000, seed + 1000, w)
         model = model_for(mods, "y", "inverse_variance", seed, task="regression", modality_dropout=0.0, max_epochs=60, val_fraction=0.1)
         model.fit(train)
         frame = model.predict_frame(test, mc_samples=20)
