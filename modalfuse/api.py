@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,19 +13,18 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from pydantic import BaseModel, ValidationError
 from safetensors.torch import load_file, save_file
 from sklearn.model_selection import train_test_split
 
 from . import __version__
-from pydantic import BaseModel, ValidationError
-
 from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig, format_validation_error
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
 from .data.cache import FeatureCache
 from .data.readers import as_frame
 from .errors import ConfigError
-from .evaluate import classification_metrics, regression_metrics
 from .encoders import ENCODERS
+from .evaluate import classification_metrics, regression_metrics
 from .fusion import FUSIONS
 from .model import MultimodalNet
 from .train import batches, fit_net

@@ -173,7 +173,7 @@ class DataConfig(_Strict):
     target: Optional[str] = None
     task: Literal["auto", "classification", "regression"] = "auto"
     on_error: Literal["raise", "skip"] = "raise"
-    cache_dir: Optional[str] = Field(None, description="Feature cache folder; default ~/.cache/modalfuse/features.")
+    cache_dir: Optional[str] = Field(None, description="Feature cache folder; default ~/.cache/modalfuse/features; 'none' turns caching off.")
 
     @model_validator(mode="after")
     def _source(self) -> "DataConfig":
