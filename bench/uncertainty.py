@@ -7,7 +7,7 @@ clean accuracy, accuracy with each view missing, all 63 view subsets, the RCML c
 protocol (accuracy and AUROC of uncertainty for wrong vs right), and ECE before/after
 temperature scaling.
 
-Part B (synthetic regression, generated here): y depends on a latent z; view "steady" sees z
+Part B (synthetic regression, generated here): y depends on a 32-d latent z; view "steady" sees z
 with fixed noise, view "noisy" sees z with a per-sample noise level σᵢ ~ U(0, 2). Inverse-variance
 fusion should give the noisy view less weight where σᵢ is large (Spearman ρ(σᵢ, wᵢ) ≤ −0.7) and
 beat the plain mean of the two branch predictions in MSE.
@@ -34,6 +34,8 @@ from modalfuse.evaluate.robustness import conflict_report, subset_accuracy
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["concat", "late", "inverse_variance", "evidential"]
+#: latent width of the synthetic regression: wide enough that a view's noise level can be read off the view itself
+LATENT = 32
 RECIPE = {"dim": 64, "hidden": [256], "enc_dropout": 0.2, "head_hidden": 0, "dropout": 0.1, "lr": 1e-3,
           "weight_decay": 1e-4, "batch_size": 64, "max_epochs": 20, "modality_dropout": 0.3}
 
@@ -74,7 +76,7 @@ def part_a(data_dir: str, seeds: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]
 def synthetic_regression(n: int, seed: int, w: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
     """Rows of (steady view, noisy view, y = z·w + ε) and each row's noise level σᵢ of the noisy view."""
     rng = np.random.default_rng(seed)
-    z = rng.normal(size=(n, 8)).astype(np.float32)
+    z = rng.normal(size=(n, LATENT)).astype(np.float32)
     sigma = rng.uniform(0, 2, size=n)
     frame = pd.DataFrame({
         "steady": list((z + 0.5 * rng.normal(size=z.shape)).astype(np.float32)),
@@ -88,7 +90,7 @@ def part_b(seeds: list[int]) -> pd.DataFrame:
     rows = []
     mods = [ModalityConfig(name="steady", kind="vector"), ModalityConfig(name="noisy", kind="vector")]
     for seed in seeds:
-        w = np.random.default_rng(seed).normal(size=8)
+        w = np.random.default_rng(seed).normal(size=LATENT) / np.sqrt(LATENT / 8)
         train, _ = synthetic_regression(4000, seed + 1, w)
         test, sigma = synthetic_regression(1000, seed + 1000, w)
         model = model_for(mods, "y", "inverse_variance", seed, task="regression", modality_dropout=0.0, max_epochs=60, val_fraction=0.1)
