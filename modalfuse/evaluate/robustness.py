@@ -78,7 +78,9 @@ def conflict_features(features: Features, seed: int = 0, noise_fraction: float =
 
     Gaussian noise (σ = 0.5) on every modality of ``noise_fraction`` of the samples, and for
     ``swap_fraction`` of the samples one modality (chosen at random) replaced by that modality
-    of a random sample of another class.
+    of a random sample of another class. RCML min-max scales every feature to [0, 1] before
+    adding noise, so σ is taken relative to each feature's range over these samples (our
+    features are standardised instead).
     """
     g = np.random.default_rng(seed)
     n = len(features)
@@ -89,8 +91,10 @@ def conflict_features(features: Features, seed: int = 0, noise_fraction: float =
     noisy = g.choice(n, int(round(noise_fraction * n)), replace=False)
     gen = torch.Generator().manual_seed(seed)
     for name in names:
-        if inputs[name].is_floating_point():
-            inputs[name][noisy] += noise_sigma * torch.randn(inputs[name][noisy].shape, generator=gen)
+        x = features.inputs[name]
+        if x.is_floating_point() and n:
+            span = x.amax(dim=0) - x.amin(dim=0)
+            inputs[name][noisy] += noise_sigma * span * torch.randn(inputs[name][noisy].shape, generator=gen)
     for i in g.choice(n, int(round(swap_fraction * n)), replace=False):
         name = names[g.integers(len(names))]
         donors = np.flatnonzero(y != y[i])
