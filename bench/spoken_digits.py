@@ -66,7 +66,7 @@ def main() -> None:
     by_name = {m.name: m for m in ds.modalities}
     plans = [("audio only", [by_name["audio"]], "concat", 0.0), ("image only", [by_name["image"]], "concat", 0.0),
              ("fused concat", ds.modalities, "concat", 0.0), ("fused late", ds.modalities, "late", 0.0),
-             ("fused concat, modality dropout 0.3", ds.modalities, "concat", 0.3)]
+             ("fused concat + modality dropout 0.3", ds.modalities, "concat", 0.3)]
     for label, mods, fusion, p_drop in plans:
         if not bench.wanted(label):
             continue
