@@ -15,7 +15,6 @@ import torch
 import yaml
 from pydantic import BaseModel, ValidationError
 from safetensors.torch import load_file, save_file
-from sklearn.model_selection import train_test_split
 
 from . import __version__
 from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig, format_validation_error
@@ -88,6 +87,8 @@ class MultimodalModel:
         return features
 
     def _split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        from sklearn.model_selection import train_test_split  # imported here: slow, and only this split needs it
+
         frac = self.train_config.val_fraction
         if frac <= 0 or len(frame) < 2:
             return frame, frame.iloc[:0]
