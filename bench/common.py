@@ -79,20 +79,11 @@ def command_line() -> str:
     return shlex.join([exe, script, *sys.argv[1:]])
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info(threads: int) -> dict[str, str]:
     import torch
 
     import modalfuse
+    from modalfuse.evaluate.benchmark import cpu_model
 
     return {
         "cores": str(os.cpu_count()),

@@ -205,15 +205,9 @@ def run_mode(bundle: Path, bodies: list[bytes], max_batch: int, args) -> dict:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    from modalfuse.evaluate.benchmark import cpu_model
+
+    return f"{os.cpu_count()} cores ({cpu_model()}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
 def main(argv=None) -> int:

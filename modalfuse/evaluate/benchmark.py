@@ -69,15 +69,19 @@ def load_benchmark(path: str | Path) -> BenchmarkConfig:
         raise ConfigError(format_validation_error(err, BenchmarkConfig, str(path))) from None
 
 
-def machine_info() -> str:
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> str:
+    cpu = cpu_model()
     return f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__} ({'CUDA' if torch.cuda.is_available() else 'CPU'}), Python {platform.python_version()}"
 
 
