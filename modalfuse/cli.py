@@ -255,7 +255,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .api import MultimodalModel
-    from .evaluate.benchmark import markdown_table
+    from .evaluate.benchmark import machine_info, markdown_table
     from .evaluate.robustness import conflict_report, noise_curves, plot_curves, subset_accuracy, summarise_curves
 
     cfg, model, train, val, test = _experiment(args)
@@ -281,6 +281,8 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     plot_curves(curves, base_curves, run / "noise_curves.png", f"{cfg.model.fusion.name}: accuracy under corruption")
     report = "\n".join([
         f"# Robustness of {cfg.model.fusion.name} ({Path(args.config).name})", "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", f"- machine: {machine_info()}",
+        f"- command: `modalfuse {' '.join(sys.argv[1:])}`", f"- seed: {cfg.train.seed}; baseline for effective robustness: late fusion", "",
         "## Corruption of one modality (levels 0–1); relative = area under the curve, effective = vs late fusion", "",
         markdown_table(summary.round(4)), "", "## Modality subsets (the others missing)", "", markdown_table(subsets.round(4)), "",
         "## Conflict protocol (RCML)", "", markdown_table(pd.DataFrame([conflict]).round(4)), "",
