@@ -290,3 +290,32 @@ def test_empty_target_raises_data_error_naming_row() -> None:
     with pytest.raises(DataError) as info:
         model.fit(_target_frame())
     assert info.value.row == 3 and info.value.column == "y" and "the target is empty" in str(info.value)
+
+
+def test_file_bytes_decode_like_files_and_bad_bytes_raise(tmp_path) -> None:
+    """Images and audio may arrive as file bytes (uploads): same arrays as from the file, same errors."""
+    import io as _io
+
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
+    from modalfuse.config import ModalityConfig
+    from modalfuse.data import make_preprocessor
+    from modalfuse.errors import DataError
+
+    img = Image.fromarray((np.arange(64).reshape(8, 8) * 4).astype("uint8"))
+    img.save(tmp_path / "a.png")
+    pre = make_preprocessor(ModalityConfig(name="i", kind="image", options={"size": [8, 8]}))
+    np.testing.assert_array_equal(pre.decode(((tmp_path / "a.png").read_bytes(),), None), pre.decode((str(tmp_path / "a.png"),), None))
+    with pytest.raises(DataError, match="cannot decode image"):
+        pre.decode((b"not an image",), None)
+
+    buf = _io.BytesIO()
+    sf.write(buf, np.sin(np.arange(800) / 5).astype("float32"), 8000, format="WAV", subtype="PCM_16")
+    wav = buf.getvalue()
+    (tmp_path / "a.wav").write_bytes(wav)
+    audio = make_preprocessor(ModalityConfig(name="a", kind="audio", options={"sample_rate": 8000, "max_seconds": 0.2}))
+    np.testing.assert_array_equal(audio.decode((wav,), None), audio.decode((str(tmp_path / "a.wav"),), None))
+    with pytest.raises(DataError, match="truncated WAV"):
+        audio.decode((wav[: len(wav) // 2],), None)

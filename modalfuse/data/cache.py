@@ -36,6 +36,8 @@ def content_key(kind: str, options: dict[str, Any], cells: list[tuple], base_dir
                 h.update(b"A" + str(cell.shape).encode() + str(cell.dtype).encode() + np.ascontiguousarray(cell).tobytes())
             elif is_missing(cell):
                 h.update(b"M")
+            elif isinstance(cell, (bytes, bytearray)):
+                h.update(b"B" + hashlib.sha256(cell).digest())
             else:
                 path = resolve_path(cell, base_dir)
                 h.update(b"F" + str(cell).encode())

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import math
-import struct
 from dataclasses import dataclass
-from math import gcd
 from typing import Any, Optional
 
 import numpy as np
@@ -199,10 +196,8 @@ class Engine:
                     raise RequestError(f"{field}.{c}", f"expected a category, got {v!r} (use null for missing)")
                 cells.append(v)
             return tuple(cells)
-        if kind == "image":
-            return (decode_image(_b64(value, field), pre.options.channels, field),)
-        if kind == "audio":
-            return (decode_audio(_b64(value, field), pre.options.sample_rate, field),)
+        if kind in ("image", "audio"):
+            return (_b64(value, field),)
         raise RequestError(field, f"modality kind {kind!r} is not servable")
 
     def _vector_cells(self, pre, value: Any, field: str) -> tuple:
@@ -331,49 +326,3 @@ def _b64(value: Any, field: str) -> bytes:
     if not data:
         raise RequestError(field, "empty file", "base64-encoded file bytes")
     return data
-
-
-def decode_image(data: bytes, channels: int, field: str) -> np.ndarray:
-    """File bytes → uint8 array (H×W or H×W×3), as the file-path decoder reads them."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            return np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-        raise RequestError(field, f"cannot decode image ({err})", "a readable PNG/JPEG/BMP/TIFF file, base64-encoded") from None
-
-
-def decode_audio(data: bytes, sample_rate: int, field: str) -> np.ndarray:
-    """File bytes → mono float32 waveform at the model's sample rate, as the file-path decoder reads it."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
-
-    try:
-        _check_wav_bytes(data)
-        wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError, OSError, TypeError, struct.error) as err:
-        raise RequestError(field, f"cannot decode audio ({err})", "a complete WAV/FLAC/OGG file, base64-encoded") from None
-    wave = wave.mean(axis=1)
-    if rate != sample_rate:
-        g = gcd(int(rate), sample_rate)
-        wave = resample_poly(wave, sample_rate // g, int(rate) // g).astype(np.float32)
-    if wave.size == 0:
-        raise RequestError(field, "the audio holds no samples", "a non-empty audio file")
-    return wave.astype(np.float32)
-
-
-def _check_wav_bytes(data: bytes) -> None:
-    """Refuse a RIFF/WAVE whose data chunk is shorter than its header declares (libsndfile reads what is there)."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return
-    offset, size = 12, len(data)
-    while offset + 8 <= size:
-        chunk_id, chunk_size = struct.unpack("<4sI", data[offset:offset + 8])
-        if chunk_id == b"data":
-            if chunk_size > size - offset - 8:
-                raise ValueError(f"truncated WAV: header declares {chunk_size} bytes of audio, file holds {size - offset - 8}")
-            return
-        offset += 8 + chunk_size + (chunk_size & 1)
-    raise ValueError("WAV file has no data chunk")

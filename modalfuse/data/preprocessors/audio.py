@@ -1,14 +1,15 @@
-"""Audio from WAV/FLAC/OGG files (soundfile) or arrays: mono, resampled, padded/cut to a fixed length.
+"""Audio from WAV/FLAC/OGG files or file bytes (soundfile), or arrays: mono, resampled, padded/cut to a fixed length.
 
 The log-mel spectrogram is computed by the audio encoder, in torch, so served models take raw
 waveforms.
 """
 from __future__ import annotations
 
+import io
 import struct
 from math import gcd
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -31,16 +32,19 @@ class AudioPreprocessor(Preprocessor):
         if isinstance(value, np.ndarray):
             wave, rate = value.astype(np.float32).reshape(-1), self.options.sample_rate
         else:
-            path = resolve_path(value, base_dir)
-            if not path.exists():
+            path = None if isinstance(value, (bytes, bytearray)) else resolve_path(value, base_dir)
+            if path is not None and not path.exists():
                 return None
             try:
-                if path.suffix.lower() == ".wav":
-                    _check_wav_complete(path)
-                wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
+                with open(path, "rb") if path is not None else io.BytesIO(value) as fh:
+                    _check_wav_complete(fh)
+                    fh.seek(0)
+                    wave, rate = sf.read(fh, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, ValueError, OSError, TypeError, struct.error) as err:
                 raise DataError(f"cannot decode audio ({err}); expected a complete WAV/FLAC/OGG file", file=path) from None
             wave = wave.mean(axis=1)
+        if wave.size == 0:
+            raise DataError("the audio holds no samples; expected a non-empty recording")
         if rate != self.options.sample_rate:
             g = gcd(int(rate), self.options.sample_rate)
             wave = resample_poly(wave, self.options.sample_rate // g, int(rate) // g).astype(np.float32)
@@ -59,24 +63,24 @@ class AudioPreprocessor(Preprocessor):
         return {"sample_rate": self.options.sample_rate, "length": self.length}
 
 
-def _check_wav_complete(path: Path) -> None:
-    """Refuse a RIFF/WAVE file whose data chunk is shorter than its header declares.
+def _check_wav_complete(fh: BinaryIO) -> None:
+    """Refuse a RIFF/WAVE stream whose data chunk is shorter than its header declares (other formats pass).
 
     libsndfile silently reads what is there, so a truncated upload would pass unnoticed.
     """
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+    size = fh.seek(0, io.SEEK_END)
+    fh.seek(0)
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    offset = 12
+    while offset + 8 <= size:
+        fh.seek(offset)
+        chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+        if chunk_id == b"data":
+            available = size - offset - 8
+            if chunk_size > available:
+                raise ValueError(f"truncated WAV: header declares {chunk_size} bytes of audio, file holds {available}")
             return
-        offset = 12
-        while offset + 8 <= size:
-            fh.seek(offset)
-            chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
-            if chunk_id == b"data":
-                available = size - offset - 8
-                if chunk_size > available:
-                    raise ValueError(f"truncated WAV: header declares {chunk_size} bytes of audio, file holds {available}")
-                return
-            offset += 8 + chunk_size + (chunk_size & 1)
+        offset += 8 + chunk_size + (chunk_size & 1)
     raise ValueError("WAV file has no data chunk")

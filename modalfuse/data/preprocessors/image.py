@@ -1,6 +1,7 @@
-"""Images from files (PNG, JPEG, ... via Pillow) or arrays, resized and normalised per channel."""
+"""Images from files (PNG, JPEG, ... via Pillow), file bytes or arrays, resized and normalised per channel."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,14 @@ class ImagePreprocessor(Preprocessor):
         if isinstance(value, np.ndarray):
             array = _array_to_chw(value, self.options.channels)
         else:
-            path = resolve_path(value, base_dir)
-            if not path.exists():
+            path = None if isinstance(value, (bytes, bytearray)) else resolve_path(value, base_dir)
+            if path is not None and not path.exists():
                 return None
             try:
-                with Image.open(path) as img:
+                with Image.open(path if path is not None else io.BytesIO(value)) as img:
                     img = img.convert("L" if self.options.channels == 1 else "RGB")
                     array = np.asarray(img, dtype=np.float32) / 255.0
-            except (UnidentifiedImageError, OSError, ValueError) as err:
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
                 raise DataError(f"cannot decode image ({err}); expected a readable PNG/JPEG/BMP/TIFF file", file=path) from None
             array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
         tensor = torch.from_numpy(np.ascontiguousarray(array))[None]
