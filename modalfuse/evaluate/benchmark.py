@@ -13,7 +13,7 @@ import resource
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import pandas as pd
 import torch
@@ -56,6 +56,7 @@ class BenchmarkConfig(BaseModel):
     output: str = "docs/results"
     threads: Optional[int] = Field(None, description="torch intra-op threads per run (default: torch's choice).")
     notes: str = Field("", description="Text for the results file: how the recipe was chosen, references.")
+    on_error: Literal["raise", "skip"] = Field("raise", description="skip: rows a model cannot use (e.g. no text for a text-only model) are dropped and counted.")
 
 
 def load_benchmark(path: str | Path) -> BenchmarkConfig:
@@ -102,7 +103,7 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
         ]
         model_cfg = cfg.model.model_copy(update={"fusion": method.fusion})
         train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), **method.train, "seed": seed, "progress": False})
-        model = MultimodalModel(mods, ds.target, model_cfg, train_cfg, task=ds.task)
+        model = MultimodalModel(mods, ds.target, model_cfg, train_cfg, task=ds.task, on_error=cfg.on_error)
         start = time.perf_counter()
         model.fit(ds.train)
         train_s = time.perf_counter() - start
@@ -119,7 +120,7 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
                 model.net(batch)
                 single.append((time.perf_counter() - t0) * 1000)
         rows.append({
-            "method": method.title, "seed": seed, **{k: v for k, v in metrics.items() if k != "n"},
+            "method": method.title, "seed": seed, **{k: v for k, v in metrics.items() if k != "n"}, "test_rows": metrics["n"],
             "params": sum(p.numel() for p in model.net.parameters()),
             "train_s": round(train_s, 2), "epochs": model.history.get("epochs"),
             "latency_ms_batched": round(batch_ms, 4), "latency_ms_single": round(statistics.median(single), 3),
