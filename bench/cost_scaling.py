@@ -84,14 +84,17 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for method in params.index:
-        axes[0].plot(params.columns, params.loc[method], marker="o", label=method)
-        axes[1].plot(steps.columns, steps.loc[method], marker="o", label=method)
+    colours = plt.cm.tab20.colors
+    for i, method in enumerate(params.index):
+        style = {"color": colours[i % len(colours)], "marker": "osD^v<>"[i % 7], "label": method}
+        axes[0].plot(params.columns, params.loc[method], **style)
+        axes[1].plot(steps.columns, steps.loc[method], **style)
     axes[0].set_yscale("log")
     axes[0].set_ylabel("fusion parameters (log scale)")
     axes[1].set_ylabel("training step, ms (batch 64, whole model)")
     for ax in axes:
         ax.set_xlabel("number of modalities (handwritten views)")
+        ax.set_xticks(list(params.columns))
     axes[1].legend(fontsize=8, ncol=2)
     fig.tight_layout()
     fig.savefig(out / "fusion_cost_scaling.png", dpi=110)
