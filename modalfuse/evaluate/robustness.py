@@ -135,8 +135,14 @@ def plot_curves(curves: pd.DataFrame, baseline: pd.DataFrame | None, path, title
     import matplotlib.pyplot as plt
 
     modalities = list(dict.fromkeys(curves["modality"]))
-    fig, axes = plt.subplots(1, len(modalities), figsize=(3.6 * len(modalities), 3.4), sharey=True, squeeze=False)
-    for ax, modality in zip(axes[0], modalities):
+    cols = min(3, len(modalities))
+    rows = -(-len(modalities) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), sharey=True, squeeze=False)
+    low = min(curves["accuracy"].min(), baseline["accuracy"].min() if baseline is not None else 1.0)
+    for ax in axes.flat[len(modalities):]:
+        ax.set_visible(False)
+    for ax, modality in zip(axes.flat, modalities):
+        ax.set_ylim(max(0.0, low - 0.1), 1.0)
         for name, group in curves[curves["modality"] == modality].groupby("corruption", sort=False):
             line = ax.plot(group["level"], group["accuracy"], marker="o", ms=3, label=name)[0]
             if baseline is not None:
@@ -145,7 +151,8 @@ def plot_curves(curves: pd.DataFrame, baseline: pd.DataFrame | None, path, title
         ax.set_title(modality)
         ax.set_xlabel("corruption level")
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("test accuracy (dashed: late fusion)")
+    for row in axes:
+        row[0].set_ylabel("test accuracy (dashed: late fusion)")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
