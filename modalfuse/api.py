@@ -148,7 +148,7 @@ class MultimodalModel:
         return self.members[0]
 
     @torch.no_grad()
-    def _outputs(self, features: Features, mc_samples: int = 0) -> dict[str, Any]:
+    def outputs(self, features: Features, mc_samples: int = 0) -> dict[str, Any]:
         """Network outputs for all rows, averaged over ensemble members and ``mc_samples`` dropout passes.
 
         Returns ``output`` (what predictions are read from), ``weights`` (per-modality, where the
@@ -195,7 +195,7 @@ class MultimodalModel:
         1 / (aleatoric + epistemic variance).
         """
         features = self._features(data, "predict", with_target=False)
-        res = self._outputs(features, mc_samples)
+        res = self.outputs(features, mc_samples)
         out, head = res["output"], self.net.head
         frame = pd.DataFrame({"row": features.rows})
         frame["prediction"] = self.target_encoder.decode(head.predict(out).numpy())
@@ -234,7 +234,7 @@ class MultimodalModel:
                 raise ConfigError(f"unknown modalities {sorted(unknown)}; the model has {list(features.masks)}")
             off = {name: torch.zeros_like(features.masks[name]) for name, keep in masks.items() if not keep}
             features = replace(features, masks={**features.masks, **off})
-        out = self._outputs(features)["output"]
+        out = self.outputs(features)["output"]
         y = features.target.numpy()
         head = self.net.head
         if self.task == "classification":
@@ -254,7 +254,7 @@ class MultimodalModel:
             raise ConfigError("calibrate: temperature scaling needs a softmax or sigmoid classification head")
         self.temperature = 1.0
         features = data if isinstance(data, Features) else self._features(data, "calibrate")
-        logits = self._outputs(features)["output"]
+        logits = self.outputs(features)["output"]
         if isinstance(head, BinaryHead):
             logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
         self.temperature = fit_temperature(logits.numpy(), features.target.numpy())

@@ -110,7 +110,7 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
         start = time.perf_counter()
         metrics = model.evaluate(ds.test)
         batch_ms = (time.perf_counter() - start) * 1000 / max(1, metrics["n"])
-        features = model._features(ds.test, "latency", with_target=False)
+        features = model.featurize(ds.test)
         single = []
         with torch.no_grad():
             for i, batch in enumerate(batches(features, 1, shuffle=False)):

@@ -106,7 +106,7 @@ def conflict_features(features: Features, seed: int = 0, noise_fraction: float =
 
 def uncertainty_scores(model: "MultimodalModel", features: Features) -> tuple[np.ndarray, np.ndarray]:
     """(correct [n], uncertainty [n]): the head's uncertainty where it has one, else 1 − max probability."""
-    res = model._outputs(features)
+    res = model.outputs(features)
     head = model.net.head
     out = res["output"]
     correct = (head.predict(out) == features.target).numpy()

@@ -231,12 +231,12 @@ class Engine:
 
     @torch.inference_mode()
     def _outputs(self, enc: Encoded) -> dict[str, Any]:
-        """``MultimodalModel._outputs`` without MC dropout, in one pass and without re-toggling train/eval.
+        """``MultimodalModel.outputs`` without MC dropout, in one pass and without re-toggling train/eval.
 
-        Ensembles (several members) go through ``MultimodalModel._outputs`` itself.
+        Ensembles (several members) go through ``MultimodalModel.outputs`` itself.
         """
         if len(getattr(self.model, "members", [self.net])) > 1:
-            return self.model._outputs(self._features(enc))
+            return self.model.outputs(self._features(enc))
         net, head = self.net, self.net.head
         batch = Batch({k: torch.from_numpy(v) for k, v in enc.inputs.items()},
                       {k: torch.from_numpy(v) for k, v in enc.masks.items()}, None, torch.arange(len(enc)))

@@ -124,7 +124,7 @@ def check_parity(model, path: str | Path, atol: float = 1e-4, n: int = 5) -> Opt
     got = session.run(None, feeds)[0]
     features = Features({n: tensors[2 * i] for i, n in enumerate(names)}, {n: tensors[2 * i + 1] for i, n in enumerate(names)},
                         None, list(range(n)), SkipReport(None, n, n))
-    expected = model._outputs(features)["output"].numpy()
+    expected = model.outputs(features)["output"].numpy()
     diff = float(np.max(np.abs(got - expected)))
     if not diff < atol:
         raise OnnxExportError(f"ONNX export differs from PyTorch: max abs diff {diff:.3g} >= {atol}")
