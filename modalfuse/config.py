@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 
-Kind = Literal["image", "audio", "text", "tabular", "sequence", "vector"]
+Kind = Literal["image", "audio", "text", "tabular", "sequence", "vector", "graph"]
 
 
 class _Strict(BaseModel):
@@ -58,13 +58,18 @@ class SequenceOptions(_Strict):
     uppercase: bool = True
 
 
+class GraphOptions(_Strict):
+    kind: Literal["graph"] = "graph"
+    normalize: bool = Field(True, description="Scale each atom's feature vector to sum 1, as GraphDTA does.")
+
+
 class VectorOptions(_Strict):
     kind: Literal["vector"] = "vector"
     standardize: bool = True
 
 
 ModalityOptions = Annotated[
-    Union[ImageOptions, AudioOptions, TextOptions, TabularOptions, SequenceOptions, VectorOptions],
+    Union[ImageOptions, AudioOptions, TextOptions, TabularOptions, SequenceOptions, VectorOptions, GraphOptions],
     Field(discriminator="kind"),
 ]
 
@@ -75,6 +80,7 @@ DEFAULT_ENCODER: dict[str, str] = {
     "tabular": "tabular_mlp",
     "sequence": "sequence_cnn",
     "vector": "vector_mlp",
+    "graph": "graph_gin",
 }
 
 
@@ -92,6 +98,11 @@ class ModalityConfig(_Strict):
     columns: list[str] = Field(default_factory=list, description="Source columns; defaults to [name].")
     options: Optional[ModalityOptions] = None
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    dedupe: Optional[bool] = Field(
+        None,
+        description="Store each distinct value once and encode it once per batch (for values that repeat across rows, "
+        "e.g. the drugs and proteins of pair data). Unset: on when rows outnumber distinct values two to one; graphs always.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -129,6 +140,7 @@ _OPTION_TYPES = {
     "tabular": TabularOptions,
     "sequence": SequenceOptions,
     "vector": VectorOptions,
+    "graph": GraphOptions,
 }
 
 
@@ -148,20 +160,63 @@ class ModelConfig(_Strict):
     aux_weight: float = Field(0.0, ge=0, description="Weight of per-modality auxiliary losses, where a fusion has them.")
 
 
+class MixupConfig(_Strict):
+    """Multimodal mixup: each training batch is mixed with a shuffled copy of itself, one λ ~ Beta(alpha, alpha)."""
+
+    alpha: float = Field(0.2, gt=0, description="Beta(alpha, alpha) concentration of the mixing weight λ.")
+    until_epoch: Optional[int] = Field(
+        None, gt=0, description="Mix during epochs 0 .. until_epoch - 1, then train on clean samples; unset: every epoch."
+    )
+
+
+class GradientModulationConfig(_Strict):
+    """OGM-GE (Peng et al., CVPR 2022): slow down the dominant modality's encoder, plus Gaussian gradient noise."""
+
+    alpha: float = Field(0.5, gt=0, description="Strength: coefficient 1 - tanh(alpha * (rho - 1)) for a modality with rho > 1.")
+    start_epoch: int = Field(0, ge=0, description="First epoch with modulation.")
+    until_epoch: Optional[int] = Field(None, gt=0, description="Modulate during epochs start_epoch .. until_epoch - 1; unset: to the end.")
+    noise: bool = Field(True, description="Add N(0, std of the gradient) to each modulated gradient (the 'GE' part).")
+
+    @model_validator(mode="after")
+    def _window(self) -> "GradientModulationConfig":
+        if self.until_epoch is not None and self.until_epoch <= self.start_epoch:
+            raise ValueError(f"until_epoch ({self.until_epoch}) must be greater than start_epoch ({self.start_epoch})")
+        return self
+
+
 class TrainConfig(_Strict):
     max_epochs: int = Field(50, gt=0)
     batch_size: int = Field(64, gt=0)
     lr: float = Field(1e-3, gt=0)
+    warmup_epochs: int = Field(0, ge=0, description="Linear learning-rate warm-up before the cosine decay (helps large batches).")
     weight_decay: float = Field(1e-4, ge=0)
     patience: int = Field(10, ge=0, description="Early-stopping patience in epochs; 0 disables early stopping.")
     seed: int = 0
     val_fraction: float = Field(0.1, ge=0, lt=1, description="Share of train carved out for validation when no val set is given.")
     ensemble: int = Field(1, ge=1, description="Deep ensemble: train this many members (seeds seed, seed+1, ...) and average them.")
     modality_dropout: float = Field(0.0, ge=0, lt=1, description="Per-sample probability of hiding each modality while training.")
+    mixup: Optional[MixupConfig] = Field(None, description="Multimodal mixup of the modality embeddings and labels; unset: off.")
+    gradient_modulation: Optional[GradientModulationConfig] = Field(
+        None, description="OGM-GE gradient modulation of the dominant modality's encoder (classification); unset: off."
+    )
+    modality_aux_weight: float = Field(
+        0.0, ge=0, description="Weight of per-modality auxiliary losses: a linear classifier on each encoder's embedding (training only)."
+    )
     progress: bool = True
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice); 1 suits small models on busy machines.")
     accelerator: str = "cpu"
     devices: Union[int, str] = 1
+
+    @model_validator(mode="after")
+    def _epochs(self) -> "TrainConfig":
+        for key, cfg in (("mixup", self.mixup), ("gradient_modulation", self.gradient_modulation)):
+            if cfg is not None and cfg.until_epoch is not None and cfg.until_epoch > self.max_epochs:
+                raise ValueError(
+                    f"{key}.until_epoch ({cfg.until_epoch}) is past max_epochs ({self.max_epochs}); leave it unset to keep it on throughout"
+                )
+        if self.gradient_modulation is not None and self.gradient_modulation.start_epoch >= self.max_epochs:
+            raise ValueError(f"gradient_modulation.start_epoch ({self.gradient_modulation.start_epoch}) must be below max_epochs ({self.max_epochs})")
+        return self
 
 
 class DataConfig(_Strict):

@@ -1,13 +1,27 @@
 """The LightningModule: loss, optimisation and validation metrics around a MultimodalNet."""
 from __future__ import annotations
 
+import math
+from functools import partial
+from typing import Callable, Optional
+
 import lightning as L
 import torch
+from torch import nn
 
 from ..config import TrainConfig
 from ..data.batch import Batch
-from ..model import MultimodalNet
-from ..objectives import drop_modalities
+from ..errors import ConfigError
+from ..model import ModelOutput, MultimodalNet
+from ..objectives import (
+    Mix,
+    correct_class_scores,
+    draw_mix,
+    drop_modalities,
+    modulate_gradients,
+    modulation_coefficients,
+    unimodal_probabilities,
+)
 
 
 class MultimodalModule(L.LightningModule):
@@ -16,20 +30,68 @@ class MultimodalModule(L.LightningModule):
         self.net = net
         self.cfg = train_cfg
         self.aux_weight = aux_weight
+        #: mixup, gradient modulation and per-modality losses need the embeddings, so training runs the net in parts
+        self.by_parts = bool(train_cfg.mixup or train_cfg.gradient_modulation or train_cfg.modality_aux_weight)
+        if self.by_parts:
+            _check_balance_options(net, train_cfg)
+        #: per-modality linear classifiers for ``modality_aux_weight``: training only, not part of the saved net
+        self.modality_heads = (
+            nn.ModuleDict({m: nn.Linear(enc.dim, net.head.out_dim) for m, enc in net.encoders.items()})
+            if train_cfg.modality_aux_weight else None
+        )
+        self.coefficients: dict[str, float] = {}
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.net(batch)
-        head = self.net.head
-        loss = head.loss(out.output, batch.target)
+    def loss(self, batch: Batch, mix: Optional[Mix] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        head, masks, embeddings = self.net.head, batch.masks, None
+        if self.training and self.by_parts:
+            out, embeddings, masks = self.forward_parts(batch, mix)
+        else:
+            out = self.net(batch)
+        loss = _loss(head.loss, out.output, batch.target, mix=mix)
         if self.aux_weight and out.aux:
-            fusion = self.net.fusion
-            aux = [
-                fusion.branch_loss(head, pred[batch.masks[m]], batch.target[batch.masks[m]])
-                for m, pred in out.aux.items() if batch.masks[m].any()
-            ]
+            branch = partial(self.net.fusion.branch_loss, head)
+            aux = [_loss(branch, pred, batch.target, masks[m], mix) for m, pred in out.aux.items() if masks[m].any()]
             if aux:
                 loss = loss + self.aux_weight * torch.stack(aux).mean()
+        if self.modality_heads is not None and embeddings is not None:
+            aux = [_loss(head.loss, self.modality_heads[m](e), batch.target, masks[m], mix) for m, e in embeddings.items() if masks[m].any()]
+            if aux:
+                loss = loss + self.cfg.modality_aux_weight * torch.stack(aux).mean()
+        if embeddings is not None and self.modulating():
+            self.coefficients = self.modulation(embeddings, masks, batch.target, mix)
         return loss, out.output
+
+    def forward_parts(self, batch: Batch, mix: Optional[Mix] = None) -> tuple[ModelOutput, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The net's forward pass step by step: output, the (mixed) per-modality embeddings and the masks the fusion saw."""
+        net = self.net
+        if getattr(net.fusion, "drives_encoders", False):
+            embeddings = net.fusion.encode(net.encoders, batch.inputs, batch.masks)
+        else:
+            embeddings = net.embed(batch)
+        masks = batch.masks
+        if mix is not None:
+            embeddings, masks = mix.embeddings(embeddings), mix.masks
+        fused = net.fusion(embeddings, masks)
+        return ModelOutput(net.head(fused.fused), fused.weights, fused.aux), embeddings, masks
+
+    def mixing(self) -> bool:
+        mixup = self.cfg.mixup
+        return mixup is not None and (mixup.until_epoch is None or self.current_epoch < mixup.until_epoch)
+
+    def modulating(self) -> bool:
+        gm = self.cfg.gradient_modulation
+        return gm is not None and gm.start_epoch <= self.current_epoch and (gm.until_epoch is None or self.current_epoch < gm.until_epoch)
+
+    def modulation(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], target: torch.Tensor, mix: Optional[Mix]) -> dict[str, float]:
+        """OGM-GE coefficients of this step from each modality's share of the correct-class probability."""
+        proba = unimodal_probabilities(self.net.fusion, self.net.head, {m: e.detach() for m, e in embeddings.items()}, masks)
+        other, lam = (target[mix.partner], mix.lam) if mix is not None else (None, 1.0)
+        scores = correct_class_scores(proba, masks, target, other, lam)
+        return modulation_coefficients(scores, self.cfg.gradient_modulation.alpha)
+
+    def on_after_backward(self) -> None:
+        for m, k in self.coefficients.items():
+            modulate_gradients(self.net.encoders[m].parameters(), k, self.cfg.gradient_modulation.noise)
 
     def on_train_epoch_start(self) -> None:
         self.net.head.epoch = self.current_epoch
@@ -37,8 +99,11 @@ class MultimodalModule(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         if self.cfg.modality_dropout > 0:
             batch = batch.with_masks(drop_modalities(batch.masks, self.cfg.modality_dropout))
-        loss, _ = self.loss(batch)
+        self.coefficients = {}
+        loss, _ = self.loss(batch, draw_mix(batch.masks, self.cfg.mixup.alpha) if self.mixing() else None)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch))
+        for m, k in self.coefficients.items():
+            self.log(f"modulation_{m}", k, on_step=False, on_epoch=True, batch_size=len(batch))
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -51,5 +116,41 @@ class MultimodalModule(L.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.cfg.max_epochs)
-        return {"optimizer": opt, "lr_scheduler": sched}
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = self.cfg.warmup_epochs * total // self.cfg.max_epochs
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, warmup, total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total - warmup) / max(1, total - warmup)))
+
+def _loss(
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    out: torch.Tensor,
+    target: torch.Tensor,
+    rows: Optional[torch.Tensor] = None,
+    mix: Optional[Mix] = None,
+) -> torch.Tensor:
+    """``loss_fn`` on the given rows (all by default), against the mixed labels when ``mix`` is given."""
+    if mix is not None:
+        return mix.loss(loss_fn, out, target, rows)
+    return loss_fn(out, target) if rows is None else loss_fn(out[rows], target[rows])
+
+
+def _check_balance_options(net: MultimodalNet, cfg: TrainConfig) -> None:
+    """Mixup, gradient modulation and per-modality losses work on per-modality embeddings; refuse what cannot."""
+    fusion = type(net.fusion).__name__
+    if getattr(net.fusion, "uses_tokens", False):
+        raise ConfigError(
+            f"train.mixup, train.gradient_modulation and train.modality_aux_weight work on per-modality embeddings, "
+            f"but the fusion ({fusion}) fuses token sequences; turn them off or choose another fusion"
+        )
+    if cfg.gradient_modulation is not None:
+        if net.head.task != "classification":
+            raise ConfigError("train.gradient_modulation needs a classification task (it scores each modality's correct-class probability)")
+        if len(net.encoders) < 2:
+            raise ConfigError("train.gradient_modulation needs at least two modalities")
