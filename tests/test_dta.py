@@ -204,3 +204,12 @@ def test_serving_refuses_graph_models_clearly(tmp_path) -> None:
     ).fit(_pairs())
     with pytest.raises(ConfigError, match="graphs.*Python API"):
         Engine(model)
+
+
+def test_expanded_features_equal_the_plain_layout() -> None:
+    deduped, _ = _features(_pairs(), _modalities(dedupe=True))
+    plain, _ = _features(_pairs(), _modalities(dedupe=False))
+    assert torch.equal(deduped.expanded().inputs["protein"], plain.inputs["protein"])
+    assert isinstance(deduped.expanded().inputs["drug"], Indexed)
+    with pytest.raises(TypeError, match="graph"):
+        deduped.inputs["drug"].dense()

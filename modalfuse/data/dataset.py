@@ -84,6 +84,11 @@ class Features(torch.utils.data.Dataset):
             idx,
         )
 
+    def expanded(self) -> "Features":
+        """The same rows with de-duplicated tensor modalities stored row by row (for code that edits inputs per row); graphs stay indexed."""
+        inputs = {k: v.dense() if isinstance(v, Indexed) and isinstance(v.values, torch.Tensor) else v for k, v in self.inputs.items()}
+        return Features(inputs, self.masks, self.target, self.rows, self.report)
+
     def subset(self, positions: np.ndarray) -> "Features":
         idx = torch.as_tensor(positions, dtype=torch.long)
         report = SkipReport(self.report.table, len(idx), len(idx))

@@ -100,5 +100,5 @@ class Indexed:
     def dense(self) -> torch.Tensor:
         """Every row's value as a plain tensor (missing rows get the first value; their masks say so)."""
         if isinstance(self.values, GraphSet):
-            raise TypeError("graph values cannot be expanded to a dense tensor")
+            raise TypeError("graph values cannot be laid out row by row; this operation needs tensor modalities")
         return self.values[self.index.clamp(min=0)]
