@@ -219,6 +219,36 @@ class TrainConfig(_Strict):
         return self
 
 
+class AlignConfig(_Strict):
+    """Contrastive alignment: a projection head per modality into a shared, L2-normalised space."""
+
+    dim: int = Field(64, gt=0, description="Width of the shared embedding space.")
+    projection_hidden: int = Field(0, ge=0, description="Hidden width of each projection head; 0 for a linear head.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout inside the projection heads.")
+    temperature: float = Field(0.07, gt=0, description="Initial softmax temperature of the InfoNCE logits.")
+    min_temperature: float = Field(0.01, gt=0, description="Lower clamp of the temperature.")
+    max_temperature: float = Field(1.0, gt=0, description="Upper clamp of the temperature.")
+    learn_temperature: bool = True
+    label_weight: float = Field(
+        0.0, ge=0, le=1,
+        description="Share of each row's contrastive target spread over same-class items (needs a label column); 0 is plain CLIP.",
+    )
+    class_weight: float = Field(
+        0.0, ge=0,
+        description="Weight of an auxiliary loss classifying every modality's shared embedding against learned class "
+        "directions common to all modalities (needs a label column; training only); 0 is off.",
+    )
+    pairs: Optional[list[tuple[str, str]]] = Field(None, description="Modality pairs to align; default every pair.")
+
+    @model_validator(mode="after")
+    def _temperatures(self) -> "AlignConfig":
+        if not self.min_temperature <= self.temperature <= self.max_temperature:
+            raise ValueError(
+                f"temperature ({self.temperature}) must lie in [min_temperature, max_temperature] = [{self.min_temperature}, {self.max_temperature}]"
+            )
+        return self
+
+
 class DataConfig(_Strict):
     dataset: Optional[str] = Field(None, description="A built-in dataset name (see `modalfuse datasets list`).")
     data_dir: Optional[str] = None
