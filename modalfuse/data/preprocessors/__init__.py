@@ -4,7 +4,6 @@ from __future__ import annotations
 from ...config import ModalityConfig
 from .audio import AudioPreprocessor
 from .base import Preprocessor, is_missing
-from .graph import GraphPreprocessor
 from .image import ImagePreprocessor
 from .sequence import SequencePreprocessor
 from .tabular import TabularPreprocessor
@@ -13,7 +12,7 @@ from .vector import VectorPreprocessor
 
 PREPROCESSORS: dict[str, type[Preprocessor]] = {
     cls.kind: cls
-    for cls in (ImagePreprocessor, AudioPreprocessor, TextPreprocessor, TabularPreprocessor, SequencePreprocessor, VectorPreprocessor, GraphPreprocessor)
+    for cls in (ImagePreprocessor, AudioPreprocessor, TextPreprocessor, TabularPreprocessor, SequencePreprocessor, VectorPreprocessor)
 }
 
 
