@@ -123,6 +123,8 @@ class MultimodalModel:
             cfg = self.train_config.model_copy(update={"seed": self.train_config.seed + i})
             torch.manual_seed(cfg.seed)
             net = self._build_net()
+            if self.task == "regression" and len(train):
+                net.head.start_at(float(train.target.mean()))
             member_dir = run_path / f"member{i}" if run_path is not None and self.train_config.ensemble > 1 else run_path
             histories.append(fit_net(net, train, valid, cfg, aux, member_dir))
             self.members.append(net)

@@ -1,4 +1,4 @@
-"""The ``modalfuse`` command: train, evaluate, predict, demo, datasets, encoders, fusions."""
+"""The ``modalfuse`` command: train, evaluate, predict, retrieve, demo, datasets, encoders, fusions."""
 from __future__ import annotations
 
 import argparse
@@ -293,6 +293,31 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrieve(args: argparse.Namespace) -> int:
+    from .align import AlignedModel
+
+    model = AlignedModel.load(args.model)
+    if args.on_error:
+        model.on_error = args.on_error
+    queries = _table(args.queries, args.data_dir, "test")
+    gallery = _table(args.gallery, args.data_dir, "test") if args.gallery else queries
+    frame = model.retrieve(queries, gallery, args.query_modality, args.gallery_modality, k=args.k)
+    if args.output:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() in (".parquet", ".pq"):
+            frame.to_parquet(out, index=False)
+        else:
+            frame.to_csv(out, index=False)
+        print(f"wrote {len(frame)} rows ({frame['query_row'].nunique()} queries x top {args.k}) to {out}")
+    else:
+        print(frame.to_string(index=False))
+    if not args.gallery:
+        metrics = model.evaluate(queries, pairs=[(args.query_modality, args.gallery_modality)])
+        print(json.dumps(metrics, indent=2, ensure_ascii=False))
+    return 0
+
+
 def cmd_registry(args: argparse.Namespace) -> int:
     if args.command == "fusions":
         from .fusion import FUSIONS as reg
@@ -378,6 +403,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=int, help="use seeds 0..N-1 instead of the config's")
     b.add_argument("--output", help="results folder (default: the config's output)")
     b.set_defaults(func=cmd_benchmark)
+
+    q = sub.add_parser("retrieve", help="top-k cross-modal retrieval with a saved aligned model (modalfuse.align.AlignedModel)")
+    q.add_argument("model", help="a saved aligned model folder (AlignedModel.save)")
+    q.add_argument("queries", help="CSV/Parquet table (or dataset:NAME) holding the query modality")
+    q.add_argument("--query-modality", required=True)
+    q.add_argument("--gallery-modality", required=True)
+    q.add_argument("--gallery", help="table holding the gallery modality (default: the queries table, and Recall@k of its pairs is printed)")
+    q.add_argument("-k", type=int, default=5, help="results per query (default 5)")
+    q.add_argument("--output", "-o", help="write the results (.csv or .parquet) instead of printing them")
+    q.add_argument("--data-dir")
+    q.add_argument("--on-error", choices=["raise", "skip"])
+    q.set_defaults(func=cmd_retrieve)
 
     for name in ("fusions", "encoders"):
         sub.add_parser(name, help=f"list the registered {name}").set_defaults(func=cmd_registry)

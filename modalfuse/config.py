@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 
-Kind = Literal["image", "audio", "text", "tabular", "sequence", "vector"]
+Kind = Literal["image", "audio", "text", "tabular", "sequence", "vector", "graph"]
 
 
 class _Strict(BaseModel):
@@ -58,13 +58,18 @@ class SequenceOptions(_Strict):
     uppercase: bool = True
 
 
+class GraphOptions(_Strict):
+    kind: Literal["graph"] = "graph"
+    normalize: bool = Field(True, description="Scale each atom's feature vector to sum 1, as GraphDTA does.")
+
+
 class VectorOptions(_Strict):
     kind: Literal["vector"] = "vector"
     standardize: bool = True
 
 
 ModalityOptions = Annotated[
-    Union[ImageOptions, AudioOptions, TextOptions, TabularOptions, SequenceOptions, VectorOptions],
+    Union[ImageOptions, AudioOptions, TextOptions, TabularOptions, SequenceOptions, VectorOptions, GraphOptions],
     Field(discriminator="kind"),
 ]
 
@@ -75,6 +80,7 @@ DEFAULT_ENCODER: dict[str, str] = {
     "tabular": "tabular_mlp",
     "sequence": "sequence_cnn",
     "vector": "vector_mlp",
+    "graph": "graph_gin",
 }
 
 
@@ -92,6 +98,11 @@ class ModalityConfig(_Strict):
     columns: list[str] = Field(default_factory=list, description="Source columns; defaults to [name].")
     options: Optional[ModalityOptions] = None
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    dedupe: Optional[bool] = Field(
+        None,
+        description="Store each distinct value once and encode it once per batch (for values that repeat across rows, "
+        "e.g. the drugs and proteins of pair data). Unset: on when rows outnumber distinct values two to one; graphs always.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -129,6 +140,7 @@ _OPTION_TYPES = {
     "tabular": TabularOptions,
     "sequence": SequenceOptions,
     "vector": VectorOptions,
+    "graph": GraphOptions,
 }
 
 
@@ -176,6 +188,7 @@ class TrainConfig(_Strict):
     max_epochs: int = Field(50, gt=0)
     batch_size: int = Field(64, gt=0)
     lr: float = Field(1e-3, gt=0)
+    warmup_epochs: int = Field(0, ge=0, description="Linear learning-rate warm-up before the cosine decay (helps large batches).")
     weight_decay: float = Field(1e-4, ge=0)
     patience: int = Field(10, ge=0, description="Early-stopping patience in epochs; 0 disables early stopping.")
     seed: int = 0
@@ -203,6 +216,36 @@ class TrainConfig(_Strict):
                 )
         if self.gradient_modulation is not None and self.gradient_modulation.start_epoch >= self.max_epochs:
             raise ValueError(f"gradient_modulation.start_epoch ({self.gradient_modulation.start_epoch}) must be below max_epochs ({self.max_epochs})")
+        return self
+
+
+class AlignConfig(_Strict):
+    """Contrastive alignment: a projection head per modality into a shared, L2-normalised space."""
+
+    dim: int = Field(64, gt=0, description="Width of the shared embedding space.")
+    projection_hidden: int = Field(0, ge=0, description="Hidden width of each projection head; 0 for a linear head.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout inside the projection heads.")
+    temperature: float = Field(0.07, gt=0, description="Initial softmax temperature of the InfoNCE logits.")
+    min_temperature: float = Field(0.01, gt=0, description="Lower clamp of the temperature.")
+    max_temperature: float = Field(1.0, gt=0, description="Upper clamp of the temperature.")
+    learn_temperature: bool = True
+    label_weight: float = Field(
+        0.0, ge=0, le=1,
+        description="Share of each row's contrastive target spread over same-class items (needs a label column); 0 is plain CLIP.",
+    )
+    class_weight: float = Field(
+        0.0, ge=0,
+        description="Weight of an auxiliary loss classifying every modality's shared embedding against learned class "
+        "directions common to all modalities (needs a label column; training only); 0 is off.",
+    )
+    pairs: Optional[list[tuple[str, str]]] = Field(None, description="Modality pairs to align; default every pair.")
+
+    @model_validator(mode="after")
+    def _temperatures(self) -> "AlignConfig":
+        if not self.min_temperature <= self.temperature <= self.max_temperature:
+            raise ValueError(
+                f"temperature ({self.temperature}) must lie in [min_temperature, max_temperature] = [{self.min_temperature}, {self.max_temperature}]"
+            )
         return self
 
 

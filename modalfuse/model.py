@@ -9,6 +9,7 @@ from torch import nn
 
 from .config import ModalityConfig, ModelConfig
 from .data.batch import Batch
+from .data.entities import Indexed
 from .encoders import build_encoder
 from .fusion import FUSIONS, Fusion
 from .heads import Head, make_head
@@ -67,6 +68,9 @@ class MultimodalNet(nn.Module):
         out = {}
         for name, encoder in self.encoders.items():
             x, mask = batch.inputs[name], batch.masks[name]
+            if isinstance(x, Indexed):
+                out[name] = _gather(encoder(x.values) if len(x.values) else None, x.index, mask, (encoder.dim,))
+                continue
             idx = mask.nonzero(as_tuple=True)[0]
             emb = torch.zeros(mask.shape[0], encoder.dim, device=mask.device)
             if idx.numel():
@@ -79,6 +83,10 @@ class MultimodalNet(nn.Module):
         out = {}
         for name, encoder in self.encoders.items():
             x, mask = batch.inputs[name], batch.masks[name]
+            if isinstance(x, Indexed):
+                toks, valid = encoder.tokens(x.values)
+                out[name] = (_gather(toks, x.index, mask, toks.shape[1:]), _gather(valid, x.index, mask, valid.shape[1:]))
+                continue
             idx = mask.nonzero(as_tuple=True)[0]
             probe = x[idx] if idx.numel() else x[:1]
             toks, valid = encoder.tokens(probe)
@@ -93,7 +101,17 @@ class MultimodalNet(nn.Module):
         if getattr(self.fusion, "uses_tokens", False):
             fused = self.fusion(self.tokens(batch), batch.masks)
         elif getattr(self.fusion, "drives_encoders", False):
-            fused = self.fusion(self.fusion.encode(self.encoders, batch.inputs, batch.masks), batch.masks)
+            inputs = {k: v.dense() if isinstance(v, Indexed) else v for k, v in batch.inputs.items()}
+            fused = self.fusion(self.fusion.encode(self.encoders, inputs, batch.masks), batch.masks)
         else:
             fused = self.fusion(self.embed(batch), batch.masks)
         return ModelOutput(self.head(fused.fused), fused.weights, fused.aux)
+
+
+def _gather(per_value: Optional[torch.Tensor], index: torch.Tensor, mask: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """Rows' outputs from their distinct values' outputs; rows of missing samples are zeros (False)."""
+    if per_value is None:
+        return torch.zeros(mask.shape[0], *shape, device=mask.device)
+    rows = per_value[index.clamp(min=0)]
+    keep = mask.reshape(-1, *([1] * (rows.dim() - 1)))
+    return rows & keep if rows.dtype == torch.bool else rows * keep.to(rows.dtype)

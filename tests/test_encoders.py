@@ -22,7 +22,7 @@ def encode_column(cfg: ModalityConfig, frame: pd.DataFrame, base_dir: Path | Non
     decoded = [pre.decode(tuple(frame[c].iloc[i] for c in cfg.columns), base_dir) for i in range(len(frame))]
     assert all(d is not None for d in decoded)
     pre.fit(decoded)
-    batch = torch.from_numpy(np.stack([pre.encode(d) for d in decoded]))
+    batch = pre.stack([pre.encode(d) for d in decoded])
     return batch, pre.encoder_info()
 
 
@@ -40,6 +40,10 @@ CASES = {
     "text_transformer": ("text", {"max_tokens": 8}, ["text"], {"embed_dim": 8, "heads": 2, "layers": 1, "max_tokens": 8}),
     "tabular_mlp": ("tabular", {"numeric": ["x1", "x2"], "categorical": ["color"]}, None, {"hidden": 8}),
     "sequence_cnn": ("sequence", {"max_len": 30}, ["seq"], {"embed_dim": 8, "filters": [4, 4], "kernel_size": 3}),
+    "sequence_positional_cnn": ("sequence", {"max_len": 30}, ["seq"], {"embed_dim": 8, "filters": 4, "kernel_size": 3}),
+    "graph_gin": ("graph", {}, ["smiles"], {"hidden": 8, "layers": 2}),
+    "graph_gcn": ("graph", {}, ["smiles"], {"hidden": 8, "layers": 2}),
+    "graph_gat": ("graph", {}, ["smiles"], {"hidden": 4, "layers": 2, "heads": 2}),
     "vector_mlp": ("vector", {}, ["v1", "v2", "v3"], {"hidden": [8]}),
     "linear": ("vector", {}, ["v1", "v2", "v3"], {}),
 }
@@ -53,11 +57,12 @@ def table(make_table) -> tuple[Path, pd.DataFrame]:
     frame["seq"] = ["".join(rng.choice(list("ACGT"), size=rng.integers(12, 30))) for _ in range(N)]
     for j in (1, 2, 3):
         frame[f"v{j}"] = rng.normal(size=N)
+    frame["smiles"] = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1", "O=C(O)c1ccccc1OC(C)=O"][:N]
     return path, frame
 
 
 def test_every_registered_encoder_is_covered() -> None:
-    assert set(ENCODERS.names()) == set(CASES) | {"pretrained_text"}
+    assert set(ENCODERS.names()) == set(CASES) | {"pretrained_text", "efficientnet_lite0"}  # efficientnet: tests/test_alignment.py
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -66,7 +71,7 @@ def test_encoder_shape_and_gradients(name: str, table) -> None:
     kind, options, columns, enc_options = CASES[name]
     cfg = _modality(kind, options, columns)
     x, info = encode_column(cfg, frame, path.parent)
-    assert x.shape[0] == N
+    assert len(x) == N
     torch.manual_seed(0)
     encoder = build_encoder(name, DIM, info, enc_options)
     encoder.train()

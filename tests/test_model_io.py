@@ -122,7 +122,7 @@ def test_regression_round_trip(tmp_path) -> None:
     assert pred.dtype.kind == "f" and pred.shape == (30,)
     assert np.array_equal(pred, loaded.predict(frame))
     metrics = loaded.evaluate(frame)
-    assert set(metrics) == {"mse", "mae", "r2", "n"} and metrics["n"] == 30
+    assert set(metrics) == {"mse", "mae", "r2", "ci", "pearson", "spearman", "rm2", "n"} and metrics["n"] == 30
 
 
 def test_small_classification_table_fits_with_default_split() -> None:

@@ -5,7 +5,7 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from ..errors import DataError
 from .batch import Batch
 from .cache import FeatureCache, content_key
+from .entities import Indexed
 from .preprocessors import Preprocessor
 from .target import TargetEncoder
 
@@ -65,7 +66,7 @@ class SkipReport:
 class Features(torch.utils.data.Dataset):
     """Encoded modalities for the rows kept; indexed by a list of positions, it returns a Batch."""
 
-    inputs: dict[str, torch.Tensor]
+    inputs: dict[str, Union[torch.Tensor, Indexed]]
     masks: dict[str, torch.Tensor]
     target: Optional[torch.Tensor]
     rows: list
@@ -77,17 +78,22 @@ class Features(torch.utils.data.Dataset):
     def __getitem__(self, index) -> Batch:
         idx = torch.as_tensor(index, dtype=torch.long)
         return Batch(
-            {k: v[idx] for k, v in self.inputs.items()},
+            {k: v.batch(idx) if isinstance(v, Indexed) else v[idx] for k, v in self.inputs.items()},
             {k: v[idx] for k, v in self.masks.items()},
             None if self.target is None else self.target[idx],
             idx,
         )
 
+    def expanded(self) -> "Features":
+        """The same rows with de-duplicated tensor modalities stored row by row (for code that edits inputs per row); graphs stay indexed."""
+        inputs = {k: v.dense() if isinstance(v, Indexed) and isinstance(v.values, torch.Tensor) else v for k, v in self.inputs.items()}
+        return Features(inputs, self.masks, self.target, self.rows, self.report)
+
     def subset(self, positions: np.ndarray) -> "Features":
         idx = torch.as_tensor(positions, dtype=torch.long)
         report = SkipReport(self.report.table, len(idx), len(idx))
         return Features(
-            {k: v[idx] for k, v in self.inputs.items()},
+            {k: v.rows(idx) if isinstance(v, Indexed) else v[idx] for k, v in self.inputs.items()},
             {k: v[idx] for k, v in self.masks.items()},
             None if self.target is None else self.target[idx],
             [self.rows[i] for i in positions],
@@ -122,6 +128,30 @@ def _decode_column(
     return values, errors
 
 
+def _distinct(cells: list[tuple]) -> tuple[list[tuple], np.ndarray]:
+    """The distinct cells and, per row, the position of its cell; rows of unhashable cells (arrays) stay apart."""
+    first: dict = {}
+    unique: list[tuple] = []
+    inverse = np.empty(len(cells), dtype=np.int64)
+    for i, cell in enumerate(cells):
+        try:
+            j = first.setdefault(cell, len(unique))
+        except TypeError:
+            j = len(unique)
+        if j == len(unique):
+            unique.append(cell)
+        inverse[i] = j
+    return unique, inverse
+
+
+def _dedupe(pre: Preprocessor, n_distinct: int, n_rows: int) -> bool:
+    """Store distinct values once when asked, when values cannot be stacked (graphs), or when they repeat (auto)."""
+    if pre.indexed:
+        return True
+    choice = pre.config.dedupe
+    return choice if choice is not None else n_rows >= 2 * max(n_distinct, 1)
+
+
 def featurize(
     frame: pd.DataFrame,
     preprocessors: dict[str, Preprocessor],
@@ -143,7 +173,8 @@ def featurize(
     rows = list(frame.index)
     n = len(rows)
     errors: dict[int, DataError] = {}
-    decoded: dict[str, list] = {}
+    distinct: dict[str, list] = {}
+    inverse: dict[str, np.ndarray] = {}
     for name, pre in preprocessors.items():
         missing_cols = [c for c in pre.config.columns if c not in frame.columns]
         if missing_cols:
@@ -152,10 +183,11 @@ def featurize(
                 table=table,
             )
         cells = list(zip(*(frame[c].tolist() for c in pre.config.columns))) if n else []
-        values, errs = _decode_column(pre, cells, base_dir, cache, progress)
-        decoded[name] = values
-        for i, err in errs.items():
-            errors.setdefault(i, err.located(row=rows[i], column=", ".join(pre.config.columns), table=table))
+        unique_cells, inverse[name] = _distinct(cells)
+        distinct[name], errs = _decode_column(pre, unique_cells, base_dir, cache, progress)
+        for i in np.flatnonzero(np.isin(inverse[name], list(errs))) if errs else ():
+            errors.setdefault(int(i), errs[inverse[name][i]].located(row=rows[i], column=", ".join(pre.config.columns), table=table))
+    decoded = {name: [distinct[name][j] for j in inverse[name]] for name in preprocessors}
 
     targets = np.zeros(n, dtype=np.float32)
     if target is not None and target_encoder is not None:
@@ -177,15 +209,18 @@ def featurize(
         for name, pre in preprocessors.items():
             pre.fit([v for i, v in enumerate(decoded[name]) if v is not None and i not in errors])
 
-    encoded: dict[str, list] = {name: [None] * n for name in preprocessors}
+    encoded: dict[str, dict[int, np.ndarray]] = {}
     for name, pre in preprocessors.items():
-        for i, value in enumerate(decoded[name]):
-            if value is None or i in errors:
+        encoded[name] = {}
+        for i in range(n):
+            j = int(inverse[name][i])
+            if i in errors or decoded[name][i] is None or j in encoded[name]:
                 continue
             try:
-                encoded[name][i] = pre.encode(value)
+                encoded[name][j] = pre.encode(decoded[name][i])
             except DataError as err:
-                errors.setdefault(i, err.located(row=rows[i], column=", ".join(pre.config.columns), table=table))
+                for k in np.flatnonzero(inverse[name] == j):
+                    errors.setdefault(int(k), err.located(row=rows[k], column=", ".join(pre.config.columns), table=table))
 
     if errors and on_error == "raise":
         first = errors[min(errors)]
@@ -195,11 +230,18 @@ def featurize(
     keep = [i for i in range(n) if i not in errors]
     inputs, masks, missing = {}, {}, {}
     for name, pre in preprocessors.items():
-        empty = pre.empty()
-        arrays = [encoded[name][i] if encoded[name][i] is not None else empty for i in keep]
-        inputs[name] = torch.from_numpy(np.stack(arrays)) if arrays else torch.from_numpy(empty[None][:0])
-        masks[name] = torch.tensor([encoded[name][i] is not None for i in keep], dtype=torch.bool)
-        missing[name] = int((~masks[name]).sum())
+        present = np.array([int(inverse[name][i]) in encoded[name] for i in keep], dtype=bool)
+        ids = inverse[name][keep] if keep else np.zeros(0, dtype=np.int64)
+        if _dedupe(pre, len(encoded[name]), len(keep)):
+            used = sorted({int(j) for j, p in zip(ids, present) if p})
+            position = {j: k for k, j in enumerate(used)}
+            index = torch.tensor([position[int(j)] if p else -1 for j, p in zip(ids, present)], dtype=torch.long)
+            inputs[name] = Indexed(pre.stack([encoded[name][j] for j in used]), index)
+        else:
+            empty = pre.empty()
+            inputs[name] = pre.stack([encoded[name][int(j)] if p else empty for j, p in zip(ids, present)])
+        masks[name] = torch.from_numpy(present)
+        missing[name] = int((~present).sum())
     report = SkipReport(table, n, len(keep), [errors[i] for i in sorted(errors)], missing)
     target_tensor = None
     if target is not None and target_encoder is not None:

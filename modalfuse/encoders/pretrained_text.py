@@ -37,17 +37,18 @@ class PretrainedText(Encoder):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             return self.backbone(input_ids=ids, attention_mask=mask).last_hidden_state, mask
 
-    def _pooled(self, ids: torch.Tensor) -> torch.Tensor:
+    def pooled(self, ids: torch.Tensor) -> torch.Tensor:
+        """The backbone's mean-pooled sentence embeddings [n, hidden] (before the projection)."""
         hidden, mask = self._hidden(ids)
         return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if not self.freeze:
-            return self.proj(self._pooled(ids))
+            return self.proj(self.pooled(ids))
         keys = [row.tobytes() for row in ids.cpu().numpy()]
         todo = [i for i, k in enumerate(keys) if k not in self._pooled_cache]
         if todo:
-            fresh = self._pooled(ids[todo]).detach()
+            fresh = self.pooled(ids[todo]).detach()
             for i, vec in zip(todo, fresh):
                 self._pooled_cache[keys[i]] = vec
         return self.proj(torch.stack([self._pooled_cache[k] for k in keys]).to(ids.device))

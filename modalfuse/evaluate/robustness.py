@@ -40,9 +40,10 @@ def with_inputs(features: Features, name: str, values: torch.Tensor) -> Features
 def noise_curves(model: "MultimodalModel", features: Features, levels: list[float] = LEVELS, seed: int = 0) -> pd.DataFrame:
     """Accuracy for every modality × corruption × level, the other modalities left clean."""
     rows = []
+    features = features.expanded()
     for modality in model.modalities:
         info = model.preprocessors[modality.name].encoder_info()
-        for name in CORRUPTIONS[modality.kind]:
+        for name in CORRUPTIONS.get(modality.kind, ()):
             for level in levels:
                 x = corrupt(modality.kind, name, features.inputs[modality.name], level, seed, info)
                 acc = model.evaluate(with_inputs(features, modality.name, x))["accuracy"]
@@ -83,6 +84,7 @@ def conflict_features(features: Features, seed: int = 0, noise_fraction: float =
     features are standardised instead).
     """
     g = np.random.default_rng(seed)
+    features = features.expanded()
     n = len(features)
     y = features.target.numpy()
     names = list(features.inputs)

@@ -21,6 +21,14 @@ class Head(nn.Module):
     def forward(self, fused: torch.Tensor) -> torch.Tensor:
         return self.net(fused)
 
+    def start_at(self, value: float) -> None:
+        """Set the first output's bias to ``value`` (for regression, the training targets' mean), so
+        training starts centred instead of spending its first steps moving the bias (no-op without layers)."""
+        last = self.net[-1] if isinstance(self.net, nn.Sequential) else None
+        if isinstance(last, nn.Linear):
+            with torch.no_grad():
+                last.bias[0] = value
+
     def average(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         """Combine the outputs of ensemble members or dropout passes (default: their mean)."""
         return outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(dim=0)

@@ -17,7 +17,7 @@ import torch
 
 from ..data.batch import Batch
 from ..data.dataset import Features, SkipReport
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 MISSING = object()
 
@@ -69,6 +69,12 @@ class Engine:
     """Wraps a fitted MultimodalModel for serving: schema, parsing, batched prediction and embeddings."""
 
     def __init__(self, model) -> None:
+        graphs = [name for name, pre in model.preprocessors.items() if pre.indexed]
+        if graphs:
+            raise ConfigError(
+                f"modalities {graphs} are graphs, which the REST server cannot take yet; predict with the Python API "
+                "or `modalfuse predict MODEL TABLE` instead"
+            )
         self.model = model
         self.net = model._require_fitted()
         self.net.eval()

@@ -1,6 +1,7 @@
 """The LightningModule: loss, optimisation and validation metrics around a MultimodalNet."""
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Callable, Optional
 
@@ -115,8 +116,17 @@ class MultimodalModule(L.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.cfg.max_epochs)
-        return {"optimizer": opt, "lr_scheduler": sched}
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = self.cfg.warmup_epochs * total // self.cfg.max_epochs
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, warmup, total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total - warmup) / max(1, total - warmup)))
 
 def _loss(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],

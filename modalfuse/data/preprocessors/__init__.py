@@ -4,6 +4,7 @@ from __future__ import annotations
 from ...config import ModalityConfig
 from .audio import AudioPreprocessor
 from .base import Preprocessor, is_missing
+from .graph import GraphPreprocessor
 from .image import ImagePreprocessor
 from .sequence import SequencePreprocessor
 from .tabular import TabularPreprocessor
@@ -12,7 +13,7 @@ from .vector import VectorPreprocessor
 
 PREPROCESSORS: dict[str, type[Preprocessor]] = {
     cls.kind: cls
-    for cls in (ImagePreprocessor, AudioPreprocessor, TextPreprocessor, TabularPreprocessor, SequencePreprocessor, VectorPreprocessor)
+    for cls in (ImagePreprocessor, AudioPreprocessor, TextPreprocessor, TabularPreprocessor, SequencePreprocessor, VectorPreprocessor, GraphPreprocessor)
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from ...config import ModalityConfig
 
@@ -33,6 +34,8 @@ class Preprocessor(ABC):
     kind: ClassVar[str]
     #: whether decoded values are worth caching on disk (file decoding)
     cacheable: ClassVar[bool] = False
+    #: values that cannot be stacked into one tensor (graphs) are always stored once per distinct value
+    indexed: ClassVar[bool] = False
 
     def __init__(self, config: ModalityConfig) -> None:
         self.config = config
@@ -59,6 +62,10 @@ class Preprocessor(ABC):
     @abstractmethod
     def empty(self) -> np.ndarray:
         """The placeholder stored for a missing value (never seen by fusion)."""
+
+    def stack(self, values: list[Any]) -> Any:
+        """Encoded values → the tensor (or value table) the encoder reads."""
+        return torch.from_numpy(np.stack(values)) if values else torch.from_numpy(self.empty()[None][:0])
 
     def encoder_info(self) -> dict[str, Any]:
         """What the encoder needs to build itself (vocabulary size, channels, ...)."""

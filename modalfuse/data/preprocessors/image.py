@@ -58,7 +58,8 @@ class ImagePreprocessor(Preprocessor):
         return np.zeros((self.options.channels, *self.options.size), dtype=np.float32)
 
     def encoder_info(self) -> dict[str, Any]:
-        return {"in_channels": self.options.channels}
+        """Channels, and the per-channel mean and std the pixels were standardised with (pretrained encoders undo them)."""
+        return {"in_channels": self.options.channels, "mean": list(self.mean), "std": list(self.std)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"mean": self.mean, "std": self.std}

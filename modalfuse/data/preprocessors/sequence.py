@@ -44,7 +44,7 @@ class SequencePreprocessor(Preprocessor):
         return np.full(self.options.max_len, PAD, dtype=np.int64)
 
     def encoder_info(self) -> dict[str, Any]:
-        return {"vocab_size": len(self.alphabet) + 1, "pad_id": PAD}
+        return {"vocab_size": len(self.alphabet) + 1, "pad_id": PAD, "max_len": self.options.max_len}
 
     def state_dict(self) -> dict[str, Any]:
         return {"alphabet": self.alphabet}

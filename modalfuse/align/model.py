@@ -1,0 +1,347 @@
+"""AlignedModel: encoders from the registry plus projection heads into one shared space, trained with InfoNCE.
+
+Fit on a table whose rows pair two or more modalities (missing cells are allowed: a pair's loss uses the
+rows where both are present); then embed any one modality, retrieve across modalities, and classify by
+similarity to class prototypes (embedded class descriptions, optionally updated with a few examples).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+import torch.nn.functional as F
+from torch import nn
+
+from .. import __version__
+from ..api import _validated
+from ..config import AlignConfig, ModalityConfig, TrainConfig
+from ..data import Batch, Features, SkipReport, featurize, make_preprocessor
+from ..data.preprocessors import is_missing
+from ..data.cache import FeatureCache
+from ..data.readers import as_frame
+from ..encoders import ENCODERS, build_encoder
+from ..encoders.base import mlp
+from ..errors import ConfigError
+from ..evaluate.retrieval import cross_modal_metrics, similarity, top_k
+from ..objectives.contrastive import Temperature, multi_info_nce, normalise
+from ..train import batches
+from .prototypes import nearest_prototype
+
+
+class AlignNet(nn.Module):
+    """One encoder and one projection head per modality, and the shared InfoNCE temperature."""
+
+    def __init__(self, modalities: list[ModalityConfig], align: AlignConfig, encoder_info: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleDict({
+            m.name: build_encoder(m.encoder.name, m.encoder.dim, encoder_info[m.name], m.encoder.options, where=f"modalities.{m.name}.encoder")
+            for m in modalities
+        })
+        hidden = [align.projection_hidden] if align.projection_hidden else []
+        self.projections = nn.ModuleDict({m.name: mlp([m.encoder.dim, *hidden, align.dim], align.dropout) for m in modalities})
+        self.temperature = Temperature(align.temperature, align.min_temperature, align.max_temperature, align.learn_temperature)
+        self.dim = align.dim
+
+    def embed(self, batch: Batch, names: Optional[list[str]] = None) -> dict[str, torch.Tensor]:
+        """Unit-norm shared-space embeddings [B, dim] per modality; rows where it is missing are zeros."""
+        out = {}
+        for name in names or list(batch.inputs):
+            x, mask = batch.inputs[name], batch.masks[name]
+            idx = mask.nonzero(as_tuple=True)[0]
+            emb = torch.zeros(mask.shape[0], self.dim, device=mask.device)
+            if idx.numel():
+                if isinstance(x, torch.Tensor):
+                    z = self._project(name, x[idx])
+                else:  # de-duplicated values: encode each distinct value once, then gather per row
+                    z = self._project(name, x.values)[x.index[idx]]
+                emb = emb.index_copy(0, idx, z.to(emb.dtype))
+            out[name] = emb
+        return out
+
+    def _project(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return normalise(self.projections[name](self.encoders[name](x)))
+
+
+class AlignedModel:
+    """Contrastive alignment of two or more modalities, with retrieval and zero-/few-shot classification.
+
+    ``label`` names an optional class column: it is used by ``align.label_weight`` (same-class items as
+    extra positives) and reported as class-level retrieval metrics.
+    """
+
+    def __init__(
+        self,
+        modalities: list[ModalityConfig | dict],
+        label: Optional[str] = None,
+        align: AlignConfig | dict | None = None,
+        train: TrainConfig | dict | None = None,
+        on_error: str = "raise",
+        cache_dir: Optional[str] = None,
+    ) -> None:
+        self.modalities = [_validated(ModalityConfig, m, f"modalities[{i}]") for i, m in enumerate(modalities)]
+        if len(self.modalities) < 2:
+            raise ConfigError("modalities: alignment needs at least two modalities")
+        self.align_config = _validated(AlignConfig, align or {}, "align")
+        self.train_config = _validated(TrainConfig, train or {}, "train")
+        names = [m.name for m in self.modalities]
+        for a, b in self.align_config.pairs or []:
+            for n in (a, b):
+                if n not in names:
+                    raise ConfigError(f"align.pairs: unknown modality {n!r} (modalities: {names})")
+        if (self.align_config.label_weight > 0 or self.align_config.class_weight > 0) and label is None:
+            raise ConfigError("align.label_weight and align.class_weight need a label column (label=...)")
+        if self.train_config.ensemble > 1 or self.train_config.modality_dropout > 0:
+            raise ConfigError("train.ensemble and train.modality_dropout do not apply to alignment")
+        for m in self.modalities:
+            ENCODERS.get(m.encoder.name)
+        self.label = label
+        self.on_error = on_error
+        self.cache = FeatureCache(cache_dir) if cache_dir != "none" else None
+        self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
+        self.net: Optional[AlignNet] = None
+        self.history: dict[str, Any] = {}
+        self.reports: dict[str, SkipReport] = {}
+
+    # ----------------------------------------------------------------- data
+    def featurize(self, data: Any, names: Optional[list[str]] = None, fit: bool = False, report: str = "embed") -> tuple[Features, Optional[np.ndarray]]:
+        """Encoded modalities ``names`` (default all) of ``data`` and, where the table has it, the label column."""
+        frame, table, base = data if isinstance(data, tuple) else as_frame(data)
+        pres = {n: self.preprocessors[n] for n in (names or self.preprocessors)}
+        if len(pres) < len(self.preprocessors):  # rows lacking every requested modality are simply not embedded
+            cells = frame[[c for p in pres.values() for c in p.config.columns if c in frame.columns]]
+            frame = frame[~cells.map(is_missing).all(axis=1)] if cells.shape[1] else frame
+        features = featurize(frame, pres, None, None, fit=fit, table=table, base_dir=base, on_error=self.on_error,
+                             cache=self.cache, progress=self.train_config.progress)
+        self.reports[report] = features.report
+        labels = frame.loc[features.rows, self.label].to_numpy() if self.label and self.label in frame.columns else None
+        return features, labels
+
+    # ----------------------------------------------------------------- fit
+    def fit(self, data: Any, val: Any = None) -> "AlignedModel":
+        """Fit preprocessors on the training rows, then train encoders and heads with InfoNCE; early stopping on ``val``
+        (default: ``train.val_fraction`` of ``data``)."""
+        cfg = self.train_config
+        frame, table, base = as_frame(data)
+        if self.label is not None and self.label not in frame.columns:
+            raise ConfigError(f"label column {self.label!r} is not in the training table")
+        if val is None and cfg.val_fraction > 0:
+            rng = np.random.default_rng(cfg.seed)
+            order = rng.permutation(len(frame))
+            n_val = max(1, int(round(cfg.val_fraction * len(frame))))
+            frame, val_frame = frame.iloc[order[n_val:]], frame.iloc[order[:n_val]]
+            val = (val_frame, table, base)
+        train, train_labels = self.featurize((frame, table, base), fit=True, report="train")
+        valid, val_labels = self.featurize(val if isinstance(val, tuple) else as_frame(val), report="val") if val is not None else (None, None)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.net = AlignNet(self.modalities, self.align_config, {n: p.encoder_info() for n, p in self.preprocessors.items()})
+        classes = None if train_labels is None else pd.Index(pd.unique(pd.Series(train_labels)))
+        self.history = self._train(train, _codes(train_labels, classes), valid, _codes(val_labels, classes))
+        return self
+
+    def _loss(self, batch: Batch, labels: Optional[torch.Tensor], classifier: Optional[nn.Linear] = None) -> torch.Tensor:
+        emb = self.net.embed(batch)
+        weight = self.align_config.label_weight if labels is not None else 0.0
+        temperature = self.net.temperature()
+        loss = multi_info_nce(emb, batch.masks, temperature, self.align_config.pairs, labels, weight)
+        if classifier is not None and labels is not None:
+            directions = normalise(classifier.weight)
+            terms = [F.cross_entropy(emb[m][keep] @ directions.T / temperature, labels[keep])
+                     for m, mask in batch.masks.items() if (keep := mask & (labels >= 0)).any()]
+            if terms:
+                loss = loss + self.align_config.class_weight * torch.stack(terms).mean()
+        return loss
+
+    def _train(self, train: Features, train_labels, valid: Optional[Features], val_labels) -> dict[str, Any]:
+        cfg = self.train_config
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        #: class directions for ``align.class_weight``, shared by all modalities; training only, not saved
+        classifier = nn.Linear(self.net.dim, int(train_labels.max()) + 1, bias=False) if self.align_config.class_weight > 0 else None
+        if classifier is not None:
+            params += list(classifier.parameters())
+        optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        loader = batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        best, best_state, best_epoch, stale, losses = float("inf"), None, -1, 0, []
+        start = time.perf_counter()
+        for epoch in range(cfg.max_epochs):
+            self.net.train()
+            total, n = 0.0, 0
+            for batch in loader:
+                loss = self._loss(batch, None if train_labels is None else train_labels[batch.index], classifier)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total, n = total + float(loss.detach()) * len(batch), n + len(batch)
+            row = {"epoch": epoch, "train_loss": total / max(n, 1), "temperature": float(self.net.temperature().detach())}
+            if valid is not None and len(valid):
+                row["val_loss"] = self._val_loss(valid, val_labels, classifier)
+                if row["val_loss"] < best:
+                    best, best_epoch, stale = row["val_loss"], epoch, 0
+                    best_state = copy.deepcopy(self.net.state_dict())
+                else:
+                    stale += 1
+            losses.append(row)
+            if valid is not None and cfg.patience and stale >= cfg.patience:
+                break
+        if best_state is not None:
+            self.net.load_state_dict(best_state)
+        self.net.eval()
+        return {"epochs": len(losses), "best_epoch": best_epoch if best_state is not None else len(losses) - 1,
+                "best_val_loss": best if best_state is not None else None, "seconds": round(time.perf_counter() - start, 2),
+                "per_epoch": losses}
+
+    @torch.no_grad()
+    def _val_loss(self, valid: Features, labels, classifier: Optional[nn.Linear]) -> float:
+        self.net.eval()
+        total, n = 0.0, 0
+        for batch in batches(valid, self.train_config.batch_size, shuffle=False):
+            total += float(self._loss(batch, None if labels is None else labels[batch.index], classifier)) * len(batch)
+            n += len(batch)
+        return total / max(n, 1)
+
+    # ----------------------------------------------------------------- embed and retrieve
+    def _require_fitted(self) -> AlignNet:
+        if self.net is None:
+            raise RuntimeError("the model is not fitted: call fit() or load() first")
+        return self.net
+
+    @torch.no_grad()
+    def embed_features(self, features: Features, names: Optional[list[str]] = None) -> dict[str, np.ndarray]:
+        """Shared-space embeddings per modality [n, dim]; rows where the modality is missing are NaN."""
+        net = self._require_fitted().eval()
+        names = names or list(features.inputs)
+        parts: dict[str, list] = {n: [] for n in names}
+        for batch in batches(features, max(self.train_config.batch_size, 256), shuffle=False):
+            for name, emb in net.embed(batch, names).items():
+                emb[~batch.masks[name]] = float("nan")
+                parts[name].append(emb)
+        return {n: (torch.cat(p) if p else torch.zeros(0, net.dim)).numpy() for n, p in parts.items()}
+
+    def embed(self, data: Any, modality: str) -> np.ndarray:
+        """Embeddings [n_rows, dim] of one modality of ``data``, in row order (unit norm; NaN rows where it is missing or skipped)."""
+        self._check_modality(modality)
+        frame, table, base = as_frame(data)
+        frame = frame.reset_index(drop=True)
+        features, _ = self.featurize((frame, table, base), [modality])
+        out = np.full((len(frame), self._require_fitted().dim), np.nan, dtype=np.float32)
+        out[np.asarray(features.rows, dtype=np.int64)] = self.embed_features(features, [modality])[modality]
+        return out
+
+    def retrieve(self, queries: Any, gallery: Any, query_modality: str, gallery_modality: str, k: int = 5) -> pd.DataFrame:
+        """Top-``k`` gallery rows for each query row by cosine similarity in the shared space.
+
+        Returns one row per (query, rank): ``query_row``, ``rank`` (1 = best), ``gallery_row``, ``score``.
+        Rows where the modality is missing are left out on either side.
+        """
+        self._check_modality(query_modality)
+        self._check_modality(gallery_modality)
+        q_feat, _ = self.featurize(queries, [query_modality], report="queries")
+        g_feat, _ = self.featurize(gallery, [gallery_modality], report="gallery")
+        q = self.embed_features(q_feat, [query_modality])[query_modality]
+        g = self.embed_features(g_feat, [gallery_modality])[gallery_modality]
+        q_keep, g_keep = ~np.isnan(q).any(axis=1), ~np.isnan(g).any(axis=1)
+        if not g_keep.any():
+            raise ConfigError(f"the gallery has no row with modality {gallery_modality!r}")
+        scores = similarity(q[q_keep], g[g_keep])
+        best = top_k(scores, k)
+        q_rows = np.asarray(q_feat.rows, dtype=object)[q_keep]
+        g_rows = np.asarray(g_feat.rows, dtype=object)[g_keep]
+        records = [
+            {"query_row": q_rows[i], "rank": r + 1, "gallery_row": g_rows[j], "score": float(scores[i, j])}
+            for i in range(len(best)) for r, j in enumerate(best[i])
+        ]
+        return pd.DataFrame(records, columns=["query_row", "rank", "gallery_row", "score"])
+
+    def evaluate(self, data: Any, pairs: Optional[list[tuple[str, str]]] = None) -> dict[str, float]:
+        """Recall@1/5/10 and median rank in both directions for each modality pair, on the rows that have both.
+
+        With the label column in ``data`` the class-level metrics (any same-class item is a hit) are added.
+        """
+        features, labels = self.featurize(data, report="evaluate")
+        emb = self.embed_features(features)
+        out: dict[str, float] = {}
+        for a, b in pairs or self.align_config.pairs or _all_pairs(list(emb)):
+            keep = ~(np.isnan(emb[a]).any(axis=1) | np.isnan(emb[b]).any(axis=1))
+            out.update(cross_modal_metrics(emb[a][keep], emb[b][keep], None if labels is None else labels[keep], (a, b)))
+        return out
+
+    # ----------------------------------------------------------------- zero-shot
+    def prototypes(self, descriptions: dict[Any, str], modality: str) -> tuple[list[Any], np.ndarray]:
+        """Classes and their zero-shot prototypes [n_classes, dim]: each class's description embedded by ``modality``."""
+        self._check_modality(modality)
+        columns = self.preprocessors[modality].config.columns
+        frame = pd.DataFrame({c: list(descriptions.values()) if i == 0 else "" for i, c in enumerate(columns)})
+        return list(descriptions), self.embed(frame, modality)
+
+    def zero_shot(self, data: Any, modality: str, descriptions: dict[Any, str], description_modality: str) -> np.ndarray:
+        """Predicted class per row of ``data``: the class whose description is nearest to the row's ``modality`` embedding."""
+        classes, protos = self.prototypes(descriptions, description_modality)
+        emb = self.embed(data, modality)
+        if np.isnan(emb).any():
+            raise ConfigError(f"zero_shot: some rows lack modality {modality!r}")
+        return np.asarray(classes, dtype=object)[nearest_prototype(emb, protos)]
+
+    def _check_modality(self, name: str) -> None:
+        if name not in self.preprocessors:
+            raise ConfigError(f"unknown modality {name!r}; the model has {list(self.preprocessors)}")
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, folder: str | Path) -> Path:
+        """``weights.safetensors`` plus JSON (``align.json``, ``train.json``, ``preprocessors.json``, ``meta.json``)."""
+        net = self._require_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(folder / "weights.safetensors"))
+        spec = {"modalities": [json.loads(m.model_dump_json()) for m in self.modalities], "label": self.label,
+                "align": json.loads(self.align_config.model_dump_json())}
+        (folder / "align.json").write_text(json.dumps(spec, indent=2))
+        (folder / "train.json").write_text(self.train_config.model_dump_json(indent=2))
+        (folder / "preprocessors.json").write_text(json.dumps({n: p.state_dict() for n, p in self.preprocessors.items()}))
+        history = {k: v for k, v in self.history.items() if k != "per_epoch"}
+        meta = {"modalfuse": __version__, "torch": torch.__version__, "python": platform.python_version(),
+                "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "history": history}
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "AlignedModel":
+        folder = Path(folder)
+        if not (folder / "align.json").exists():
+            raise ConfigError(f"{folder} holds no aligned model (align.json is missing)")
+        spec = json.loads((folder / "align.json").read_text())
+        train = TrainConfig.model_validate_json((folder / "train.json").read_text())
+        model = cls(spec["modalities"], spec["label"], spec["align"], train)
+        states = json.loads((folder / "preprocessors.json").read_text())
+        for name, pre in model.preprocessors.items():
+            pre.load_state_dict(states[name])
+        model.net = AlignNet(model.modalities, model.align_config, {n: p.encoder_info() for n, p in model.preprocessors.items()})
+        model.net.load_state_dict(load_file(str(folder / "weights.safetensors")))
+        model.net.eval()
+        return model
+
+
+def _all_pairs(names: list[str]) -> list[tuple[str, str]]:
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+
+
+def _codes(labels: Optional[np.ndarray], classes: Optional[pd.Index] = None) -> Optional[torch.Tensor]:
+    """Integer codes of a label array in the order of ``classes`` (default: order of appearance), or None.
+
+    Labels outside ``classes`` get distinct negative codes: each is its own class and no classifier target.
+    """
+    if labels is None:
+        return None
+    index = classes if classes is not None else pd.Index(pd.unique(pd.Series(labels)))
+    codes = index.get_indexer(pd.Series(labels))
+    unknown = codes < 0
+    codes[unknown] = -1 - pd.factorize(pd.Series(labels[unknown]))[0]
+    return torch.as_tensor(codes, dtype=torch.long)

@@ -1,0 +1,72 @@
+"""Cross-modal retrieval metrics: Recall@k and median rank, per instance and per class.
+
+Instance level: query i's one correct item is gallery item i (its pair). Class level: any gallery
+item of the query's class is a hit, so Recall@1 is the accuracy of 1-nearest-neighbour
+classification across modalities.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+def similarity(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """Cosine similarities [n_query, n_gallery]."""
+    q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
+    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+    return q @ g.T
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores per row, best first (ties broken by index)."""
+    k = min(k, scores.shape[1])
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def _first_hit_rank(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """1-based rank of the best-ranked relevant gallery item per query (relevant: bool [n_q, n_g])."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    hits = np.take_along_axis(relevant, order, axis=1)
+    if not hits.any(axis=1).all():
+        raise ValueError("every query needs at least one relevant gallery item")
+    return hits.argmax(axis=1) + 1
+
+
+def retrieval_metrics(
+    scores: np.ndarray,
+    query_labels: Optional[np.ndarray] = None,
+    gallery_labels: Optional[np.ndarray] = None,
+    ks: Sequence[int] = (1, 5, 10),
+) -> dict[str, float]:
+    """Recall@k and median rank from ``scores`` [n_query, n_gallery].
+
+    Instance metrics (``R@k``, ``median_rank``) need a square matrix whose diagonal holds the pairs;
+    class metrics (``class_R@k``, ``class_median_rank``) need both label arrays.
+    """
+    out: dict[str, float] = {}
+    relevant = []
+    if scores.shape[0] == scores.shape[1]:
+        relevant.append(("", np.eye(len(scores), dtype=bool)))
+    if query_labels is not None and gallery_labels is not None:
+        relevant.append(("class_", np.asarray(query_labels)[:, None] == np.asarray(gallery_labels)[None, :]))
+    if not relevant:
+        raise ValueError("retrieval_metrics: give a square score matrix (pairs on the diagonal) or labels for both sides")
+    for prefix, rel in relevant:
+        ranks = _first_hit_rank(scores, rel)
+        for k in ks:
+            out[f"{prefix}R@{k}"] = float(np.mean(ranks <= k))
+        out[f"{prefix}median_rank"] = float(np.median(ranks))
+    return out
+
+
+def cross_modal_metrics(
+    a: np.ndarray, b: np.ndarray, labels: Optional[np.ndarray] = None, names: tuple[str, str] = ("a", "b"), ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
+    """Both directions between paired embeddings ``a`` and ``b`` (row i of each is a pair): keys ``a→b/R@1`` etc."""
+    scores = similarity(a, b)
+    out = {}
+    for direction, s in ((f"{names[0]}→{names[1]}", scores), (f"{names[1]}→{names[0]}", scores.T)):
+        for key, value in retrieval_metrics(s, labels, labels, ks).items():
+            out[f"{direction}/{key}"] = value
+    return out
