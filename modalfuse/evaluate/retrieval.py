@@ -2,7 +2,8 @@
 
 Instance level: query i's one correct item is gallery item i (its pair). Class level: any gallery
 item of the query's class is a hit, so Recall@1 is the accuracy of 1-nearest-neighbour
-classification across modalities.
+classification across modalities. Two test-time aids need no labels: ``ensemble_embeddings``
+(concatenate several models' unit-norm embeddings) and ``neighbour_rerank`` (gallery-side smoothing).
 """
 from __future__ import annotations
 
@@ -16,6 +17,39 @@ def similarity(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
     g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
     return q @ g.T
+
+
+def ensemble_embeddings(parts: Sequence[np.ndarray], weights: Optional[Sequence[float]] = None) -> np.ndarray:
+    """Concatenated unit-norm embeddings of several models [n, sum of dims], each row of unit norm.
+
+    The cosine similarity of two concatenations is the ``weights``-weighted mean (default: plain mean) of the
+    models' cosine similarities, so a score-level fusion of retrieval models becomes one embedding.
+    """
+    if not parts:
+        raise ValueError("ensemble_embeddings: give at least one embedding array")
+    w = np.ones(len(parts)) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != (len(parts),) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"ensemble_embeddings: need one non-negative weight per part with a positive sum, got {weights}")
+    unit = [np.sqrt(wi / w.sum()) * p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12) for wi, p in zip(w, parts)]
+    return np.concatenate(unit, axis=1)
+
+
+def neighbour_rerank(scores: np.ndarray, gallery: np.ndarray, k: int, weight: float = 0.5) -> np.ndarray:
+    """Gallery-side re-ranking: ``(1 - weight) * scores + weight * (mean score over each item's k nearest gallery neighbours)``.
+
+    ``scores`` [n_query, n_gallery], ``gallery`` [n_gallery, d] (embeddings; neighbours by cosine, the item itself
+    excluded). A query then favours gallery items whose neighbourhood also matches it, which smooths the ranking
+    toward dense same-kind regions of the gallery. ``k = 0`` returns ``scores`` unchanged.
+    """
+    if k < 0 or not 0 <= weight <= 1:
+        raise ValueError(f"neighbour_rerank: need k >= 0 (got {k}) and 0 <= weight <= 1 (got {weight})")
+    k = min(k, len(gallery) - 1)
+    if k <= 0 or weight == 0:
+        return scores
+    within = similarity(gallery, gallery)
+    np.fill_diagonal(within, -np.inf)
+    neighbours = np.argsort(-within, axis=1, kind="stable")[:, :k]
+    return (1 - weight) * scores + weight * scores[:, neighbours].mean(axis=2)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -61,12 +95,22 @@ def retrieval_metrics(
 
 
 def cross_modal_metrics(
-    a: np.ndarray, b: np.ndarray, labels: Optional[np.ndarray] = None, names: tuple[str, str] = ("a", "b"), ks: Sequence[int] = (1, 5, 10)
+    a: np.ndarray,
+    b: np.ndarray,
+    labels: Optional[np.ndarray] = None,
+    names: tuple[str, str] = ("a", "b"),
+    ks: Sequence[int] = (1, 5, 10),
+    rerank_k: int = 0,
+    rerank_weight: float = 0.5,
 ) -> dict[str, float]:
-    """Both directions between paired embeddings ``a`` and ``b`` (row i of each is a pair): keys ``a→b/R@1`` etc."""
+    """Both directions between paired embeddings ``a`` and ``b`` (row i of each is a pair): keys ``a→b/R@1`` etc.
+
+    ``rerank_k`` > 0 applies ``neighbour_rerank`` over the gallery side of each direction.
+    """
     scores = similarity(a, b)
     out = {}
-    for direction, s in ((f"{names[0]}→{names[1]}", scores), (f"{names[1]}→{names[0]}", scores.T)):
+    for direction, s, gallery in ((f"{names[0]}→{names[1]}", scores, b), (f"{names[1]}→{names[0]}", scores.T, a)):
+        s = neighbour_rerank(s, gallery, rerank_k, rerank_weight)
         for key, value in retrieval_metrics(s, labels, labels, ks).items():
             out[f"{direction}/{key}"] = value
     return out
