@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from modalfuse.align import AlignedModel, fit_prior, nearest_prototype, posterior_mean
+from modalfuse.align import AlignedModel, class_means, fit_prior, leave_one_out_priors, nearest_prototype, posterior_mean
 from modalfuse.cli import main
 from modalfuse.config import AlignConfig
 from modalfuse.errors import ConfigError
@@ -144,6 +144,40 @@ def test_fit_prior_recovers_tau0_on_gaussian_classes() -> None:
     assert nearest_prototype(means, priors).tolist() == list(range(classes))
 
 
+def test_leave_one_out_priors_never_see_their_own_class() -> None:
+    rng = np.random.default_rng(1)
+    feats, targets = rng.normal(size=(12, 6)), rng.normal(size=(12, 4))
+    out = leave_one_out_priors(feats, targets)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0)
+    moved = targets.copy()
+    moved[3] += 100.0
+    changed = leave_one_out_priors(feats, moved)
+    assert np.allclose(changed[3], out[3])
+    assert not np.allclose(changed[4], out[4])
+    linear = feats / np.linalg.norm(feats, axis=1, keepdims=True) @ rng.normal(size=(6, 4))
+    exact = leave_one_out_priors(np.tile(feats, (5, 1)) + rng.normal(scale=1e-6, size=(60, 6)), np.tile(linear, (5, 1)), ridge=1e-9)
+    assert np.allclose(exact[:12], linear / np.linalg.norm(linear, axis=1, keepdims=True), atol=1e-3)
+
+
+def test_honest_tau0_recovers_prior_error_of_unseen_classes() -> None:
+    """Class means = 0.8 · (a linear map of the description features) + N(0, σ0²): the leave-one-class-out
+    prior recovers τ0 = σ²/σ0², while a prior that fitted the classes themselves claims a near-perfect prior."""
+    rng = np.random.default_rng(0)
+    f, d, classes, n, sigma, sigma0 = 8, 16, 300, 50, 0.5, 0.25
+    feats = rng.normal(size=(classes, f))
+    direction = feats / np.linalg.norm(feats, axis=1, keepdims=True) @ rng.normal(size=(f, d))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    means = 0.8 * direction + rng.normal(scale=sigma0, size=(classes, d))
+    labels = np.repeat(np.arange(classes), n)
+    x = means[labels] + rng.normal(scale=sigma, size=(classes * n, d))
+    observed = class_means(x, labels, np.arange(classes))
+    scale, tau0 = fit_prior(x, labels, leave_one_out_priors(feats, observed, ridge=1e-3), np.arange(classes))
+    assert scale == pytest.approx(0.8, abs=0.05)
+    assert tau0 == pytest.approx(sigma**2 / sigma0**2, rel=0.15)
+    _, overfit_tau0 = fit_prior(x, labels, observed / np.linalg.norm(observed, axis=1, keepdims=True), np.arange(classes))
+    assert overfit_tau0 > 100 * tau0
+
+
 # --------------------------------------------------------------------------- AlignedModel
 
 
@@ -219,6 +253,10 @@ def test_zero_shot_with_minilm_descriptions() -> None:
     assert np.mean(predicted == frame["label"].to_numpy()) > 0.85
     classes, protos = model.prototypes(descriptions, "text")
     assert classes == ["pos", "neg"] and protos.shape == (2, 8)
+    frozen = model.frozen_features({**descriptions, "again": descriptions["pos"]}, "text")
+    assert frozen.shape == (3, 384) and np.allclose(frozen[0], frozen[2]) and not np.allclose(frozen[0], frozen[1])
+    with pytest.raises(ConfigError, match="frozen pretrained"):
+        model.frozen_features(descriptions, "left")
 
 
 # --------------------------------------------------------------------------- CLI

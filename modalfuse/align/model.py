@@ -282,6 +282,20 @@ class AlignedModel:
         frame = pd.DataFrame({c: list(descriptions.values()) if i == 0 else "" for i, c in enumerate(columns)})
         return list(descriptions), self.embed(frame, modality)
 
+    @torch.no_grad()
+    def frozen_features(self, descriptions: dict[Any, str], modality: str) -> np.ndarray:
+        """The frozen backbone's pooled features [n_classes, hidden] of each description (before any trained layer):
+        features the alignment training cannot have fitted to the seen classes (see ``leave_one_out_priors``)."""
+        self._check_modality(modality)
+        encoder = self._require_fitted().encoders[modality]
+        if not (hasattr(encoder, "pooled") and getattr(encoder, "freeze", False)):
+            raise ConfigError(f"frozen_features: modality {modality!r} needs a frozen pretrained encoder")
+        columns = self.preprocessors[modality].config.columns
+        frame = pd.DataFrame({c: list(descriptions.values()) if i == 0 else "" for i, c in enumerate(columns)})
+        features, _ = self.featurize(frame, [modality])
+        x = features.expanded().inputs[modality]
+        return encoder.eval().pooled(x).numpy()
+
     def zero_shot(self, data: Any, modality: str, descriptions: dict[Any, str], description_modality: str) -> np.ndarray:
         """Predicted class per row of ``data``: the class whose description is nearest to the row's ``modality`` embedding."""
         classes, protos = self.prototypes(descriptions, description_modality)
