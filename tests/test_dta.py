@@ -213,3 +213,19 @@ def test_expanded_features_equal_the_plain_layout() -> None:
     assert isinstance(deduped.expanded().inputs["drug"], Indexed)
     with pytest.raises(TypeError, match="graph"):
         deduped.inputs["drug"].dense()
+
+
+def test_example_configs_validate_and_the_pairs_example_trains(tmp_path, capsys) -> None:
+    """examples/*.yaml parse; the drug–target pairs example trains from the CLI and reports its bad SMILES row."""
+    from pathlib import Path
+
+    from modalfuse.cli import main
+    from modalfuse.config import load_config
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    for path in sorted(examples.glob("*.yaml")):
+        load_config(path)
+    assert main(["train", str(examples / "dta_pairs.yaml"), "--run-dir", str(tmp_path / "runs")]) == 0
+    run = next((tmp_path / "runs").iterdir())
+    skipped = [p for p in run.glob("*_skipped.csv")]
+    assert skipped and "not_a_smiles" in skipped[0].read_text()
