@@ -156,6 +156,11 @@ class ModelConfig(_Strict):
         "default", description="gaussian: regression with a predicted variance; evidential: Dirichlet classification."
     )
     head_hidden: int = Field(128, ge=0, description="Hidden width of the task head; 0 for a linear head.")
+    gaussian_beta: float = Field(
+        0.0, ge=0, le=1,
+        description="gaussian head: weight each sample's NLL by its detached variance^beta (β-NLL); 0.5 keeps the mean "
+        "as accurate as plain regression, 0 is the plain NLL.",
+    )
     dropout: float = Field(0.1, ge=0, lt=1)
     aux_weight: float = Field(0.0, ge=0, description="Weight of per-modality auxiliary losses, where a fusion has them.")
 

@@ -53,7 +53,7 @@ class MultimodalNet(nn.Module):
         fusion_cls = FUSIONS.get(model.fusion.name)
         predicts = fusion_cls.predicts
         kind = fusion_cls.head_kinds.get(task, model.head)
-        head = make_head(task, n_outputs, None if predicts else model.fusion.dim, model.head_hidden, model.dropout, kind)
+        head = make_head(task, n_outputs, None if predicts else model.fusion.dim, model.head_hidden, model.dropout, kind, model.gaussian_beta)
         fusion = FUSIONS.create(
             model.fusion.name, model.fusion.options, "model.fusion",
             in_dims={m.name: m.encoder.dim for m in modalities},

@@ -88,3 +88,21 @@ def test_temperature_scaling_recovers_overconfidence():
     p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     y = np.array([rng.choice(4, p=row) for row in p])
     assert fit_temperature(logits * 3, y) == pytest.approx(3.0, rel=0.1)
+
+
+def test_beta_nll_weights_each_sample_by_its_detached_variance() -> None:
+    import torch.nn.functional as F
+
+    from modalfuse.heads import GaussianHead
+
+    out = torch.tensor([[1.0, 0.0], [2.0, 1.0], [0.5, -1.0]], requires_grad=True)
+    target = torch.tensor([1.5, 0.0, 0.5])
+    variance = out[:, 1].exp()
+    plain = GaussianHead(None, 0, 1, 0.0).loss(out, target)
+    assert torch.allclose(plain, F.gaussian_nll_loss(out[:, 0], target, variance, full=True))
+    beta = GaussianHead(None, 0, 1, 0.0, beta=0.5).loss(out, target)
+    per_sample = F.gaussian_nll_loss(out[:, 0], target, variance, full=True, reduction="none")
+    assert torch.allclose(beta, (per_sample * variance.detach() ** 0.5).mean())
+    (grad_beta,) = torch.autograd.grad(beta, out)
+    (grad_plain,) = torch.autograd.grad(F.gaussian_nll_loss(out[:, 0], target, variance, full=True, reduction="none"), out, grad_outputs=variance.detach() ** 0.5 / 3)
+    assert torch.allclose(grad_beta, grad_plain), "the weight is a constant: no gradient flows through it"

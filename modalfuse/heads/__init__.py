@@ -6,10 +6,14 @@ from .gaussian import GaussianHead
 from .regression import RegressionHead
 
 
-def make_head(task: str, n_outputs: int, in_dim: int | None, hidden: int, dropout: float, kind: str = "default") -> Head:
+def make_head(
+    task: str, n_outputs: int, in_dim: int | None, hidden: int, dropout: float, kind: str = "default", gaussian_beta: float = 0.0
+) -> Head:
     """The head for a task and kind: binary/multiclass or evidential; regression or gaussian."""
     if task == "regression":
-        return (GaussianHead if kind == "gaussian" else RegressionHead)(in_dim, hidden, 1, dropout)
+        if kind == "gaussian":
+            return GaussianHead(in_dim, hidden, 1, dropout, gaussian_beta)
+        return RegressionHead(in_dim, hidden, 1, dropout)
     if kind == "evidential":
         return EvidentialHead(in_dim, hidden, n_outputs, dropout)
     cls = BinaryHead if n_outputs == 2 else MulticlassHead

@@ -12,11 +12,18 @@ class GaussianHead(Head):
 
     task = "regression"
 
-    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float) -> None:
+    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float, beta: float = 0.0) -> None:
         super().__init__(in_dim, hidden, 2, dropout)
+        self.beta = beta
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.gaussian_nll_loss(out[:, 0], target.float(), self.variance(out), full=True)
+        """Gaussian NLL; with ``beta`` > 0 each sample's term is weighted by its (detached) variance^beta
+        (β-NLL, Seitzer et al. 2022), so hard samples are not written off as noise and the mean keeps learning."""
+        variance = self.variance(out)
+        nll = F.gaussian_nll_loss(out[:, 0], target.float(), variance, full=True, reduction="none")
+        if self.beta:
+            nll = nll * variance.detach() ** self.beta
+        return nll.mean()
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out[:, 0]
