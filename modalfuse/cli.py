@@ -101,17 +101,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    model = _with_errors(_load(args.model), args.on_error)
-    if getattr(args, "chunk_size", None):
-        return _predict_chunked(model, args)
-    frame = model.predict_frame(_table(args.data, args.data_dir, "test"))
-    out = Path(args.output)
+def _write_table(frame, path: str) -> Path:
+    """Write a frame as Parquet (.parquet / .pq) or CSV, creating the folder; returns the path."""
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() in (".parquet", ".pq"):
         frame.to_parquet(out, index=False)
     else:
         frame.to_csv(out, index=False)
+    return out
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    model = _with_errors(_load(args.model), args.on_error)
+    if getattr(args, "chunk_size", None):
+        return _predict_chunked(model, args)
+    frame = model.predict_frame(_table(args.data, args.data_dir, "test"))
+    out = _write_table(frame, args.output)
     report = model.reports["predict"]
     print(report.summary())
     if report.skipped:
@@ -303,12 +309,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     gallery = _table(args.gallery, args.data_dir, "test") if args.gallery else queries
     frame = model.retrieve(queries, gallery, args.query_modality, args.gallery_modality, k=args.k)
     if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix.lower() in (".parquet", ".pq"):
-            frame.to_parquet(out, index=False)
-        else:
-            frame.to_csv(out, index=False)
+        out = _write_table(frame, args.output)
         print(f"wrote {len(frame)} rows ({frame['query_row'].nunique()} queries x top {args.k}) to {out}")
     else:
         print(frame.to_string(index=False))

@@ -1,6 +1,7 @@
 """Shared body of the graph encoders: message-passing layers, pooling over nodes, projection to ``dim``."""
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from typing import Any, Literal
 
 import torch
@@ -30,7 +31,7 @@ def pool_nodes(x: torch.Tensor, graph: torch.Tensor, n_graphs: int, how: str) ->
     return out
 
 
-class GraphEncoder(Encoder):
+class GraphEncoder(Encoder, metaclass=ABCMeta):
     """Subclasses build one convolution per layer; nodes are pooled per graph and projected to ``dim``."""
 
     def __init__(
@@ -47,9 +48,9 @@ class GraphEncoder(Encoder):
             self.norms.append(nn.BatchNorm1d(width) if batch_norm else nn.Identity())
         self.out = nn.Sequential(nn.Linear(width, dim), nn.ReLU(), nn.Dropout(dropout))
 
+    @abstractmethod
     def make_conv(self, in_width: int, hidden: int) -> tuple[nn.Module, int]:
         """One message-passing layer and its output width."""
-        raise NotImplementedError
 
     def nodes(self, graphs: GraphSet) -> torch.Tensor:
         x = graphs.x
