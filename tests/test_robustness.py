@@ -108,3 +108,23 @@ def test_conflict_protocol_swaps_views_from_other_classes():
     assert 60 <= int(changed.sum()) <= 100  # 40 % swapped + 10 % noised, with overlap
     assert int(swapped_a.sum()) > 20
     assert np.all(out.inputs["a"][swapped_a, 0].numpy() != y[swapped_a].numpy())
+
+
+def test_conflict_protocol_rcml_noise_hits_fewer_views_than_all():
+    n, views = 400, 4
+    y = torch.zeros(n, dtype=torch.long)
+    inputs = {f"v{m}": torch.rand(n, 3) for m in range(views)}
+    masks = {k: torch.ones(n, dtype=torch.bool) for k in inputs}
+    feats = Features(inputs, masks, y, list(range(n)), SkipReport(None, n, n))
+    # one class only: no view can be swapped, so every change is noise
+    counts = {}
+    for mode in ("all", "random"):
+        out = conflict_features(feats, seed=1, swap_fraction=0.0, noise_views=mode)
+        hit = torch.stack([(out.inputs[k] != inputs[k]).any(1) for k in inputs], 1)
+        noisy = hit.any(1)
+        assert 0 < int(noisy.sum()) <= 40
+        counts[mode] = hit[noisy].sum(1)
+    assert torch.all(counts["all"] == views)
+    assert int(counts["random"].max()) <= views - 1 and float(counts["random"].float().mean()) < views - 1
+    with pytest.raises(ValueError, match="noise_views"):
+        conflict_features(feats, noise_views="some")

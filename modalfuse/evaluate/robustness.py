@@ -74,15 +74,19 @@ def summarise_curves(curves: pd.DataFrame, baseline: pd.DataFrame | None) -> pd.
     return pd.DataFrame(rows)
 
 
-def conflict_features(features: Features, seed: int = 0, noise_fraction: float = 0.1, noise_sigma: float = 0.5, swap_fraction: float = 0.4) -> Features:
+def conflict_features(features: Features, seed: int = 0, noise_fraction: float = 0.1, noise_sigma: float = 0.5, swap_fraction: float = 0.4,
+                      noise_views: str = "all") -> Features:
     """The conflict protocol of RCML (AAAI 2024) on encoded features.
 
-    Gaussian noise (σ = 0.5) on every modality of ``noise_fraction`` of the samples, and for
-    ``swap_fraction`` of the samples one modality (chosen at random) replaced by that modality
-    of a random sample of another class. RCML min-max scales every feature to [0, 1] before
-    adding noise, so σ is taken relative to each feature's range over these samples (our
-    features are standardised instead).
+    Gaussian noise (σ = 0.5) on ``noise_fraction`` of the samples, and for ``swap_fraction`` of
+    the samples one modality (chosen at random) replaced by that modality of a random sample of
+    another class. ``noise_views="all"`` noises every modality of a noisy sample; ``"random"``
+    noises a random number (0 … M−1) of randomly chosen modalities, as RCML's released code
+    does. RCML min-max scales every feature to [0, 1] before adding noise, so σ is taken
+    relative to each feature's range over these samples (our features are standardised instead).
     """
+    if noise_views not in ("all", "random"):
+        raise ValueError(f"noise_views must be 'all' or 'random', got {noise_views!r}")
     g = np.random.default_rng(seed)
     features = features.expanded()
     n = len(features)
@@ -91,12 +95,17 @@ def conflict_features(features: Features, seed: int = 0, noise_fraction: float =
     inputs = {k: v.clone() for k, v in features.inputs.items()}
     masks = {k: v.clone() for k, v in features.masks.items()}
     noisy = g.choice(n, int(round(noise_fraction * n)), replace=False)
+    hit = np.zeros((n, len(names)), dtype=bool)
+    for i in noisy:
+        chosen = g.choice(len(names), g.integers(len(names)), replace=False) if noise_views == "random" else slice(None)
+        hit[i, chosen] = True
     gen = torch.Generator().manual_seed(seed)
-    for name in names:
+    for m, name in enumerate(names):
         x = features.inputs[name]
-        if x.is_floating_point() and n:
+        rows = torch.from_numpy(np.flatnonzero(hit[:, m]))
+        if x.is_floating_point() and len(rows):
             span = x.amax(dim=0) - x.amin(dim=0)
-            inputs[name][noisy] += noise_sigma * span * torch.randn(inputs[name][noisy].shape, generator=gen)
+            inputs[name][rows] += noise_sigma * span * torch.randn(inputs[name][rows].shape, generator=gen)
     for i in g.choice(n, int(round(swap_fraction * n)), replace=False):
         name = names[g.integers(len(names))]
         donors = np.flatnonzero(y != y[i])
@@ -117,11 +126,11 @@ def uncertainty_scores(model: "MultimodalModel", features: Features) -> tuple[np
     return correct, score
 
 
-def conflict_report(model: "MultimodalModel", features: Features, seed: int = 0) -> dict[str, float]:
+def conflict_report(model: "MultimodalModel", features: Features, seed: int = 0, noise_views: str = "all") -> dict[str, float]:
     """Accuracy on clean and conflicting test data, and the AUROC of uncertainty for wrong vs right."""
     from sklearn.metrics import roc_auc_score
 
-    conflicted = conflict_features(features, seed)
+    conflicted = conflict_features(features, seed, noise_views=noise_views)
     correct, score = uncertainty_scores(model, conflicted)
     auroc = float(roc_auc_score(~correct, score)) if 0 < correct.sum() < len(correct) else float("nan")
     return {"clean": model.evaluate(features)["accuracy"], "conflict": float(correct.mean()), "auroc_uncertainty": auroc}
