@@ -171,6 +171,7 @@ def _bad_wav(path) -> str:
 @pytest.mark.parametrize("patch, field, words", [
     ({"vec": [1.0, 2.0]}, "records[0].vec", "length"),
     ({"vec": [1.0, "a", 2.0, 3.0]}, "records[0].vec[1]", "number"),
+    ({"vec": [1.0, 2.0, True, 3.0]}, "records[0].vec[2]", "number"),
     ({"vec": []}, "records[0].vec", "empty"),
     ({"vec": [10**400, 0, 0, 0]}, "records[0].vec[0]", "finite"),
     ({"tabular": {"x1": 10**400}}, "records[0].tabular.x1", "finite"),
@@ -219,6 +220,18 @@ def test_payload_too_large_is_413(bundle):
 
         r = c.post("/predict", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413
+
+
+def test_startup_freezes_long_lived_objects_out_of_the_gc(bundle):
+    import gc
+
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(bundle)) as c:
+            assert c.get("/health").status_code == 200
+            assert gc.get_freeze_count() > 10_000  # torch, the model and the web stack
+    finally:
+        gc.unfreeze()
 
 
 def test_timeout_is_504(model):

@@ -57,6 +57,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _finite_numbers(values: list) -> bool:
+    """Every item a plain int or float (not bool) that is finite as a float: one vectorised check."""
+    if not all(type(x) is float or type(x) is int for x in values):
+        return False
+    try:
+        return bool(np.isfinite(np.asarray(values, dtype=np.float64)).all())
+    except OverflowError:
+        return False
+
+
 def _finite(value: Any) -> bool:
     """A finite number that fits a float (huge JSON integers overflow)."""
     try:
@@ -214,11 +224,12 @@ class Engine:
             raise RequestError(field, f"expected a list of numbers, got {type(value).__name__}", expect)
         if not value:
             raise RequestError(field, "the vector is empty (omit the field or send null for a missing modality)", expect)
-        for j, x in enumerate(value):
-            if not _is_number(x):
-                raise RequestError(f"{field}[{j}]", f"expected a number, got {_short(x)}", expect)
-            if not _finite(x):
-                raise RequestError(f"{field}[{j}]", f"expected a finite number, got {_short(x)}", expect)
+        if not _finite_numbers(value):  # find and name the first bad entry
+            for j, x in enumerate(value):
+                if not _is_number(x):
+                    raise RequestError(f"{field}[{j}]", f"expected a number, got {_short(x)}", expect)
+                if not _finite(x):
+                    raise RequestError(f"{field}[{j}]", f"expected a finite number, got {_short(x)}", expect)
         if expected_len and len(value) != expected_len:
             raise RequestError(field, f"wrong vector length: expected {expected_len} numbers, got {len(value)}", expect)
         try:
