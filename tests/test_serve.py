@@ -208,6 +208,17 @@ def test_undecodable_audio_nan_invalid_json_and_empty_record(client, data):
     assert r.status_code == 422 and r.json()["field"] == "records"
 
 
+@pytest.mark.parametrize("ctype, body", [
+    ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data; name=\"vec\"\r\n\r\n[1, 2"),  # never closed
+    ("multipart/form-data", b"--xyz\r\n\r\n"),  # no boundary
+    ("multipart/form-data; boundary=xyz", b"garbage without any part"),
+])
+def test_malformed_multipart_is_422(client, ctype, body):
+    r = client.post("/predict", content=body, headers={"content-type": ctype})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] in ("body", "vec", "records[0]"), r.json()
+
+
 def test_payload_too_large_is_413(bundle):
     app = create_app(bundle, ServeSettings(max_body_mb=0.001))
     with TestClient(app) as c:
