@@ -40,6 +40,12 @@ class MultimodalModule(L.LightningModule):
             if train_cfg.modality_aux_weight else None
         )
         self.coefficients: dict[str, float] = {}
+        self.epoch_loss: list[torch.Tensor] = []
+        self.epoch_rows = 0
+
+    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
+        """Batches move themselves: Lightning's generic walk through the dataclass costs about a millisecond a step."""
+        return batch.to(device)
 
     def loss(self, batch: Batch, mix: Optional[Mix] = None) -> tuple[torch.Tensor, torch.Tensor]:
         head, masks, embeddings = self.net.head, batch.masks, None
@@ -95,13 +101,18 @@ class MultimodalModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.net.head.epoch = self.current_epoch
+        self.epoch_loss, self.epoch_rows = [], 0
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         if self.cfg.modality_dropout > 0:
             batch = batch.with_masks(drop_modalities(batch.masks, self.cfg.modality_dropout))
         self.coefficients = {}
         loss, _ = self.loss(batch, draw_mix(batch.masks, self.cfg.mixup.alpha) if self.mixing() else None)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch))
+        # the epoch's mean loss is logged once, on its last batch: Lightning's self.log costs ~0.5 ms a call
+        self.epoch_loss.append(loss.detach() * len(batch))
+        self.epoch_rows += len(batch)
+        if self._trainer is not None and batch_idx + 1 >= self.trainer.num_training_batches:
+            self.log("train_loss", torch.stack(self.epoch_loss).sum() / self.epoch_rows, on_step=False, on_epoch=True, batch_size=self.epoch_rows)
         for m, k in self.coefficients.items():
             self.log(f"modulation_{m}", k, on_step=False, on_epoch=True, batch_size=len(batch))
         return loss
@@ -115,7 +126,8 @@ class MultimodalModule(L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        # foreach: one fused update over all parameter tensors; torch only picks it by default on GPUs
+        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, foreach=True)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = self.cfg.warmup_epochs * total // self.cfg.max_epochs
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, warmup, total))
