@@ -428,8 +428,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     _quiet()
     args = build_parser().parse_args(argv)
     if argv is None:
-        # a command-line process is short-lived: keep the ~500k long-lived objects of torch and Lightning
-        # out of every full garbage collection (~250 ms each), the one at interpreter exit included
+        # a command-line process is short-lived: load the library, then keep its ~500k long-lived objects
+        # (torch, Lightning) out of every full garbage collection (~250 ms each), the one at exit included
+        from . import api  # noqa: F401
+
         gc.freeze()
     try:
         return args.func(args)
