@@ -187,3 +187,13 @@ def test_entry_point_help() -> None:
     assert result.returncode == 0, result.stderr
     for command in ("train", "evaluate", "predict", "demo", "datasets", "fusions", "encoders"):
         assert command in result.stdout
+
+
+def test_package_import_and_help_leave_torch_unloaded():
+    code = ("import sys, modalfuse\n"
+            "from modalfuse.cli import build_parser\n"
+            "build_parser().format_help()\n"
+            "assert not {'torch', 'lightning'} & set(sys.modules), sorted({'torch', 'lightning'} & set(sys.modules))\n"
+            "assert modalfuse.MultimodalModel.__name__ == 'MultimodalModel' and 'torch' in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
