@@ -279,7 +279,8 @@ def create_app(source: Any, settings: Optional[ServeSettings] = None, card: Opti
 
     async def encode(request: Request):
         records = await read_records(request)
-        if heavy and int(request.headers.get("content-length") or 0) > OFFLOAD_BYTES:
+        size = request.headers.get("content-length")  # unknown (chunked): treat as large
+        if heavy and (size is None or not size.isdigit() or int(size) > OFFLOAD_BYTES):
             return await run_in_threadpool(engine.encode_records, records)
         return engine.encode_records(records)
 
