@@ -294,3 +294,27 @@ def test_fit_with_all_switches_and_probe_each_modality(tmp_path):
     assert probes["a"] > 0.8 and probes["b"] < 0.6  # b is noise: its encoder cannot know the label
     model.save(tmp_path / "model")
     assert model.load(tmp_path / "model").evaluate(test)["accuracy"] == pytest.approx(model.evaluate(test)["accuracy"])
+
+
+def test_epoch_train_loss_is_the_row_weighted_mean_of_step_losses(tmp_path, monkeypatch):
+    from modalfuse import MultimodalModel
+
+    steps: list[tuple[int, float, int]] = []
+    real = MultimodalModule.training_step
+
+    def recording(self, batch, batch_idx):
+        loss = real(self, batch, batch_idx)
+        steps.append((self.current_epoch, float(loss.detach()), len(batch)))
+        return loss
+
+    monkeypatch.setattr(MultimodalModule, "training_step", recording)
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": list(rng.normal(size=(70, 4)).astype(np.float32)), "label": rng.integers(0, 2, 70)})
+    model = MultimodalModel([{"name": "a", "kind": "vector"}], "label", {"fusion": {"name": "concat", "dim": 8}},
+                            {"max_epochs": 2, "batch_size": 32, "val_fraction": 0.0, "progress": False, "seed": 0}, cache_dir="none")
+    model.fit(frame, run_dir=tmp_path)
+    logged = pd.read_csv(tmp_path / "metrics.csv")["train_loss"].to_numpy()
+    for epoch in (0, 1):
+        rows = [(loss, n) for e, loss, n in steps if e == epoch]
+        assert [n for _, n in rows] == [32, 32, 6]  # the last, short batch counts by its rows
+        assert logged[epoch] == pytest.approx(sum(loss * n for loss, n in rows) / 70, rel=1e-5)
