@@ -11,19 +11,16 @@ released code ("random"); plus the AUROC of each model's uncertainty for wrong v
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
-from uncertainty import METHODS, RECIPE, mean_std, model_for
+from uncertainty import METHODS, RECIPE, arguments, mean_std, model_for
 
 from modalfuse.datasets import load_dataset
 from modalfuse.evaluate.benchmark import machine_info, markdown_table
 from modalfuse.evaluate.robustness import conflict_report
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run(data_dir: str, seeds: list[int]) -> pd.DataFrame:
@@ -48,11 +45,7 @@ def run(data_dir: str, seeds: list[int]) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--output", default=str(REPO / "docs" / "results"))
-    args = parser.parse_args()
+    args = arguments(__doc__.splitlines()[0])
     seeds = list(range(args.seeds))
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     t0 = time.perf_counter()

@@ -125,12 +125,17 @@ def mean_std(frame: pd.DataFrame, by: str | None) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str) -> argparse.Namespace:
+    """--seeds, --data-dir and --output, shared with bench/conflict.py."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--output", default=str(REPO / "docs" / "results"))
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0])
     seeds = list(range(args.seeds))
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     a, subsets = part_a(args.data_dir, seeds)
