@@ -178,7 +178,8 @@ def create_app(source: Any, settings: Optional[ServeSettings] = None, card: Opti
     bad = [n for net in members for n, p in net.named_parameters() if not torch.isfinite(p).all()]
     if bad:
         raise BundleError(f"the model's parameters hold NaN or infinite values ({bad[:3]}); refusing to serve it")
-    def set_threads() -> None:
+
+    def set_threads() -> None:  # also run by the inference thread: torch's thread count is per thread
         if settings.threads:
             torch.set_num_threads(settings.threads)
 
