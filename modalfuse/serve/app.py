@@ -179,7 +179,7 @@ def create_app(source: Any, settings: Optional[ServeSettings] = None, card: Opti
     if bad:
         raise BundleError(f"the model's parameters hold NaN or infinite values ({bad[:3]}); refusing to serve it")
 
-    def set_threads() -> None:  # also run by the inference thread: torch's thread count is per thread
+    def set_threads() -> None:  # run by the inference thread too: OpenMP keeps the thread count per thread
         if settings.threads:
             torch.set_num_threads(settings.threads)
 
