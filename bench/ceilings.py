@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -75,7 +76,6 @@ def handwritten(data_dir: str, out: Path) -> list[str]:
 
 def cub(data_dir: str, seeds: list[int]) -> list[str]:
     rows = []
-    names = None
     accs: dict[str, list[float]] = {}
     for seed in seeds:
         ds = load_dataset("cub", data_dir=data_dir, seed=seed)
@@ -86,10 +86,10 @@ def cub(data_dir: str, seeds: list[int]) -> list[str]:
         for name, clf in classifiers().items():
             accs.setdefault(f"{name}, concatenated", []).append(float((clf.fit(xtr, ytr).predict(xte) == yte).mean()))
         for name in ("logistic regression (C 1)", "logistic regression (C 0.1)", "LDA (Ledoit-Wolf shrinkage)"):
-            logp = 0
+            proto, logp = classifiers()[name], 0
             for a, b in zip(tr, te):
                 sa, sb = standardised([a], [b])
-                clf = classifiers()[name].fit(sa, ytr)
+                clf = clone(proto).fit(sa, ytr)
                 logp = logp + clf.predict_log_proba(sb)
             accs.setdefault(f"{name}, late (sum of per-view log-probabilities)", []).append(float((clf.classes_[logp.argmax(1)] == yte).mean()))
     for name, a in accs.items():

@@ -79,6 +79,14 @@ def command_line() -> str:
     return shlex.join([exe, script, *sys.argv[1:]])
 
 
+def publish(lines: list[str], out: Optional[str]) -> None:
+    """Join a report's lines, write them to ``out`` (when given) and print them last."""
+    text = "\n".join(lines) + "\n"
+    if out:
+        Path(out).write_text(text)
+    print(text)
+
+
 def machine_info(threads: int) -> dict[str, str]:
     import torch
 

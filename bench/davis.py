@@ -11,9 +11,8 @@ from __future__ import annotations
 import resource
 import tempfile
 import time
-from pathlib import Path
 
-from common import command_line, machine_info, parse_args
+from common import command_line, machine_info, parse_args, publish
 
 PUBLISHED = [
     ("KronRLS", 0.871, 0.379), ("SimBoost", 0.872, 0.282), ("DeepDTA", 0.878, 0.261),
@@ -120,10 +119,7 @@ def main() -> None:
         "| epoch | minutes | lr | val MSE |", "|---|---|---|---|",
         *[f"| {int(r.epoch) + 1} | {r.seconds / 60:.1f} | {r.lr:.2e} | {r.val_loss:.3f} |" for r in picks.itertuples()],
     ]
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ of its drug graph and protein, which is what the reference code computes.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from common import command_line, machine_info, parse_args
+from common import command_line, machine_info, parse_args, publish
 
 
 def extra(parser) -> None:
@@ -82,10 +81,7 @@ def main() -> None:
         "", "The reference figure is the GraphDTA code (GIN, batch 512) on the same 2 cores, from issue #6. "
         "Accuracy of this network at batch 2048 (150 epochs, one thread): docs/results/davis.md.",
     ]
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":
