@@ -236,8 +236,8 @@ def run_mode(bundle: Path, bodies: list[bytes], max_batch: int, args) -> dict:
             proc.wait()
 
 
-def forward_ms(bundle: Path, bodies: list[bytes], batch: int, repeats: int = 30) -> float:
-    """Milliseconds of the server's inference call (Engine.predict) per record at ``batch`` records, 1 thread."""
+def forward_ms(bundle: Path, bodies: list[bytes], batches: tuple[int, ...], repeats: int = 30) -> list[float]:
+    """Milliseconds of the server's inference call (Engine.predict) per record at each batch size, 1 thread."""
     import torch
 
     from modalfuse.serve import load_bundle
@@ -245,12 +245,15 @@ def forward_ms(bundle: Path, bodies: list[bytes], batch: int, repeats: int = 30)
 
     torch.set_num_threads(1)
     engine = Engine(load_bundle(bundle).model)
-    enc = Encoded.concat([engine.encode_records([json.loads(bodies[i % len(bodies)])]) for i in range(batch)])
-    engine.predict(enc)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
+    out = []
+    for batch in batches:
+        enc = Encoded.concat([engine.encode_records([json.loads(bodies[i % len(bodies)])]) for i in range(batch)])
         engine.predict(enc)
-    return 1000 * (time.perf_counter() - t0) / repeats / batch
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            engine.predict(enc)
+        out.append(1000 * (time.perf_counter() - t0) / repeats / batch)
+    return out
 
 
 def machine() -> str:
@@ -287,7 +290,7 @@ def main(argv=None) -> int:
         for label, mb in (("micro-batching", args.max_batch), ("no batching (--max-batch 1)", 1)):
             print(f"running {label} for {args.duration:.0f} s with {args.clients} clients ...", flush=True)
             rows.append((label, run_mode(bundle, bodies, mb, args)))
-        f1, fb = forward_ms(bundle, bodies, 1), forward_ms(bundle, bodies, min(args.max_batch, args.clients))
+        f1, fb = forward_ms(bundle, bodies, (1, min(args.max_batch, args.clients)))
     speedup = rows[0][1]["rps"] / rows[1][1]["rps"] if rows[1][1]["rps"] else float("nan")
     overhead = rows[0][1]["server_cpu_ms"] - fb  # server CPU per request that batching cannot share
     bound = rows[1][1]["server_cpu_ms"] / overhead if overhead > 0 else float("nan")
