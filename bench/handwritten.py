@@ -33,13 +33,26 @@ DEFAULT_RECIPE: dict = {
     "patience": 0,
 }
 
+#: Overrides of DEFAULT_RECIPE for the max-margin linear model: identity encoders, early fusion without shared
+#: layers, a linear hinge-loss head (a Crammer–Singer SVM with C = 1 / (margin_l2 · n)), trained full-batch
+#: until the convex objective has converged. margin_l2 chosen by CV (docs/results/handwritten_tuning.md).
+MARGIN_RECIPE: dict = {
+    "encoder": "identity", "fusion_options": {"layers": 0}, "head": "margin", "margin_l2": 0.0625, "head_hidden": 0,
+    "dropout": 0.0, "weight_decay": 0.0, "batch_size": 1600, "lr": 1e-2, "epochs": 2000,
+}
+
 
 def make_model(modalities, target, fusion, recipe, seed):
     from modalfuse.api import MultimodalModel
     from modalfuse.config import ModelConfig, TrainConfig
 
-    mods = [with_encoder(m, recipe["dim"], {"hidden": list(recipe["enc_hidden"]), "dropout": recipe["enc_dropout"]}) for m in modalities]
-    model_cfg = ModelConfig(fusion={"name": fusion, "dim": recipe["fusion_dim"]}, head_hidden=recipe["head_hidden"], dropout=recipe["dropout"])
+    if recipe.get("encoder") == "identity":  # a linear model on the standardised views (see MARGIN_RECIPE)
+        mods = [m.model_copy(update={"encoder": m.encoder.model_copy(update={"name": "identity", "options": {}})}, deep=True) for m in modalities]
+    else:
+        mods = [with_encoder(m, recipe["dim"], {"hidden": list(recipe["enc_hidden"]), "dropout": recipe["enc_dropout"]}) for m in modalities]
+    model_cfg = ModelConfig(fusion={"name": fusion, "dim": recipe["fusion_dim"], "options": recipe.get("fusion_options", {})},
+                            head=recipe.get("head", "default"), margin_l2=recipe.get("margin_l2", 0.0),
+                            head_hidden=recipe["head_hidden"], dropout=recipe["dropout"])
     train_cfg = TrainConfig(
         max_epochs=recipe["epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"], weight_decay=recipe["weight_decay"],
         patience=recipe["patience"], val_fraction=recipe["val_fraction"], seed=seed, progress=False,

@@ -152,14 +152,18 @@ class FusionConfig(_Strict):
 
 class ModelConfig(_Strict):
     fusion: FusionConfig = Field(default_factory=FusionConfig)
-    head: Literal["default", "gaussian", "evidential"] = Field(
-        "default", description="gaussian: regression with a predicted variance; evidential: Dirichlet classification."
+    head: Literal["default", "gaussian", "evidential", "margin"] = Field(
+        "default", description="gaussian: regression with a predicted variance; evidential: Dirichlet classification; "
+        "margin: multiclass hinge (SVM) classification.",
     )
     head_hidden: int = Field(128, ge=0, description="Hidden width of the task head; 0 for a linear head.")
     gaussian_beta: float = Field(
         0.0, ge=0, le=1,
         description="gaussian head: weight each sample's NLL by its detached variance^beta (β-NLL); 0.5 keeps the mean "
         "as accurate as plain regression, 0 is the plain NLL.",
+    )
+    margin_l2: float = Field(
+        0.0, ge=0, description="margin head: L2 penalty on its weights (a linear head on fixed features is an SVM with C = 1 / (margin_l2 · n)).",
     )
     dropout: float = Field(0.1, ge=0, lt=1)
     aux_weight: float = Field(0.0, ge=0, description="Weight of per-modality auxiliary losses, where a fusion has them.")

@@ -51,17 +51,20 @@ class MultimodalNet(nn.Module):
             for m in modalities
         }
         fusion_cls = FUSIONS.get(model.fusion.name)
-        predicts = fusion_cls.predicts
         kind = fusion_cls.head_kinds.get(task, model.head)
-        head = make_head(task, n_outputs, None if predicts else model.fusion.dim, model.head_hidden, model.dropout, kind, model.gaussian_beta)
+
+        def head_on(in_dim: int | None) -> Head:
+            return make_head(task, n_outputs, in_dim, model.head_hidden, model.dropout, kind, model.gaussian_beta, model.margin_l2)
+
+        head = head_on(None) if fusion_cls.predicts else None  # late fusion predicts: its width is the head's output
         fusion = FUSIONS.create(
             model.fusion.name, model.fusion.options, "model.fusion",
-            in_dims={m.name: m.encoder.dim for m in modalities},
-            out_dim=head.out_dim if predicts else model.fusion.dim,
+            in_dims={name: encoder.dim for name, encoder in encoders.items()},
+            out_dim=head.out_dim if head is not None else model.fusion.dim,
             dropout=model.dropout,
             **({"task": task} if fusion_cls.needs_task else {}),
         )
-        return cls(encoders, fusion, head)
+        return cls(encoders, fusion, head if head is not None else head_on(fusion.out_dim))
 
     def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Embeddings [B, d] per modality; rows of missing samples are zeros and flagged by the masks."""

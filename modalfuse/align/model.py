@@ -46,7 +46,7 @@ class AlignNet(nn.Module):
             for m in modalities
         })
         hidden = [align.projection_hidden] if align.projection_hidden else []
-        self.projections = nn.ModuleDict({m.name: mlp([m.encoder.dim, *hidden, align.dim], align.dropout) for m in modalities})
+        self.projections = nn.ModuleDict({name: mlp([enc.dim, *hidden, align.dim], align.dropout) for name, enc in self.encoders.items()})
         self.temperature = Temperature(align.temperature, align.min_temperature, align.max_temperature, align.learn_temperature)
         self.dim = align.dim
 

@@ -31,6 +31,7 @@ class MethodConfig(BaseModel):
     label: Optional[str] = None
     modalities: Optional[list[str]] = Field(None, description="Use only these modalities (default: all).")
     encoders: dict[str, EncoderConfig] = Field(default_factory=dict, description="Per-modality encoder overrides.")
+    model: dict[str, Any] = Field(default_factory=dict, description="Model overrides for this method (e.g. head, margin_l2, head_hidden).")
     train: dict[str, Any] = Field(default_factory=dict, description="Training overrides for this method (e.g. ensemble, modality_dropout).")
 
     @property
@@ -63,11 +64,18 @@ def load_benchmark(path: str | Path) -> BenchmarkConfig:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
-        return BenchmarkConfig.model_validate(data)
+        cfg = BenchmarkConfig.model_validate(data)
     except FileNotFoundError:
         raise ConfigError(f"benchmark config not found: {path}") from None
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, BenchmarkConfig, str(path))) from None
+    for i, method in enumerate(cfg.methods):  # per-method overrides must make valid configs before any run starts
+        for key, schema, base in (("model", ModelConfig, cfg.model), ("train", TrainConfig, cfg.train)):
+            try:
+                schema.model_validate({**base.model_dump(), **getattr(method, key)})
+            except ValidationError as err:
+                raise ConfigError(format_validation_error(err, schema, f"{path}: methods[{i}].{key}")) from None
+    return cfg
 
 
 def cpu_model() -> str:
@@ -101,7 +109,7 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
             ModalityConfig.model_validate({**m.model_dump(), "encoder": method.encoders.get(m.name, cfg.encoder).model_dump()})
             for m in mods
         ]
-        model_cfg = cfg.model.model_copy(update={"fusion": method.fusion})
+        model_cfg = ModelConfig.model_validate({**cfg.model.model_dump(), **method.model, "fusion": method.fusion.model_dump()})
         train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), **method.train, "seed": seed, "progress": False})
         model = MultimodalModel(mods, ds.target, model_cfg, train_cfg, task=ds.task, on_error=cfg.on_error)
         start = time.perf_counter()

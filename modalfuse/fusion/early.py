@@ -5,18 +5,25 @@ import torch
 from torch import nn
 
 from ..encoders.base import mlp
+from ..errors import ConfigError
 from .base import FUSIONS, Fusion, FusionOutput
 
 
 @FUSIONS.register("early")
 class EarlyFusion(Fusion):
-    """Concatenate features (+ presence flags) early and learn a shared MLP over all of them."""
+    """Concatenate features (+ presence flags) early and learn a shared MLP over all of them.
+
+    ``layers=0`` keeps no shared layers: the output is the concatenation itself (its width replaces ``out_dim``),
+    so a linear head on it, with identity encoders, is a linear model on the raw features.
+    """
 
     def __init__(self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, hidden: int = 256, layers: int = 2) -> None:
-        super().__init__(in_dims, out_dim, dropout)
-        self.missing = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m, d in in_dims.items()})
+        if layers < 0:
+            raise ConfigError(f"model.fusion.options.layers must be >= 0, got {layers}")
         width = sum(in_dims.values()) + len(in_dims)
-        self.net = mlp([width] + [hidden] * layers + [out_dim], dropout, last_activation=True)
+        super().__init__(in_dims, out_dim if layers else width, dropout)
+        self.missing = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m, d in in_dims.items()})
+        self.net = mlp([width] + [hidden] * layers + [out_dim], dropout, last_activation=True) if layers else nn.Identity()
 
     def forward(self, embeddings: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> FusionOutput:
         parts = [torch.where(masks[m][:, None], embeddings[m], self.missing[m].expand_as(embeddings[m])) for m in self.modalities]
