@@ -56,15 +56,18 @@ class MultimodalNet(nn.Module):
         def head_on(in_dim: int | None) -> Head:
             return make_head(task, n_outputs, in_dim, model.head_hidden, model.dropout, kind, model.gaussian_beta, model.margin_l2)
 
-        head = head_on(None) if fusion_cls.predicts else None  # late fusion predicts: its width is the head's output
+        predicts = fusion_cls.predicts  # late fusion predicts: its width is the head's output
+        head = head_on(None if predicts else model.fusion.dim)
         fusion = FUSIONS.create(
             model.fusion.name, model.fusion.options, "model.fusion",
             in_dims={name: encoder.dim for name, encoder in encoders.items()},
-            out_dim=head.out_dim if head is not None else model.fusion.dim,
+            out_dim=head.out_dim if predicts else model.fusion.dim,
             dropout=model.dropout,
             **({"task": task} if fusion_cls.needs_task else {}),
         )
-        return cls(encoders, fusion, head if head is not None else head_on(fusion.out_dim))
+        if not predicts and fusion.out_dim != model.fusion.dim:  # a fusion that sets its own width (early, layers: 0)
+            head = head_on(fusion.out_dim)
+        return cls(encoders, fusion, head)
 
     def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Embeddings [B, d] per modality; rows of missing samples are zeros and flagged by the masks."""
