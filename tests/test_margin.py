@@ -87,7 +87,7 @@ def test_margin_model_trains_to_the_crammer_singer_svm(tmp_path):
     pre = model.preprocessors["x"]
     mean, std = np.asarray(pre.mean), np.asarray(pre.std)
     # intercept_scaling makes liblinear's (penalised) intercept feature nearly free, as the head's bias is
-    svm = LinearSVC(multi_class="crammer_singer", C=1 / (0.05 * 120), intercept_scaling=100, max_iter=100_000)
+    svm = LinearSVC(multi_class="crammer_singer", C=1 / (0.05 * 120), intercept_scaling=10, max_iter=100_000)
     svm.fit((points - mean) / std, labels)
     gx, gy = np.meshgrid(np.linspace(-5, 5, 41), np.linspace(-5, 5, 41))
     grid = np.c_[gx.ravel(), gy.ravel()]
