@@ -94,6 +94,8 @@ def test_margin_model_trains_to_the_crammer_singer_svm(tmp_path):
     grid_frame = pd.DataFrame({"x": list(grid.astype(np.float32))})
     ours = model.predict(grid_frame)
     assert np.mean(ours == svm.predict((grid - mean) / std)) > 0.99
+    before = model.evaluate(frame)["log_loss"]
+    assert model.calibrate(frame) < 1.0 and model.evaluate(frame)["log_loss"] < before  # hinge scores are too flat as logits
     loaded = MultimodalModel.load(model.save(tmp_path / "svm"))  # the head kind, its penalty and the identity encoder are saved
     assert isinstance(loaded.net.head, MarginHead) and loaded.net.head.l2 == 0.05
     assert np.array_equal(loaded.predict(grid_frame), ours)

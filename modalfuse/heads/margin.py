@@ -3,7 +3,8 @@
 Loss per sample: max(0, 1 + max_{j≠y} s_j − s_y) over the class scores s; the batch mean plus
 ``l2``/2 · ‖W‖² over the head's weight matrices (not biases). On a linear head over fixed features this is
 the Crammer–Singer linear SVM with C = 1 / (l2 · n_train): unlike cross-entropy, the optimum depends only on
-the samples near the boundary. Scores are not probabilities; ``proba`` is their softmax (uncalibrated).
+the samples near the boundary. Scores are not probabilities; ``proba`` is their softmax, uncalibrated until
+``MultimodalModel.calibrate`` fits a temperature on held-out rows.
 """
 from __future__ import annotations
 
