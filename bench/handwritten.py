@@ -33,20 +33,12 @@ DEFAULT_RECIPE: dict = {
     "patience": 0,
 }
 
-#: Overrides of DEFAULT_RECIPE for the max-margin linear model: identity encoders, early fusion without shared
-#: layers, a linear hinge-loss head (a Crammer–Singer SVM with C = 1 / (margin_l2 · n)), trained full-batch
-#: until the convex objective has converged. margin_l2 chosen by CV (docs/results/handwritten_tuning.md).
-MARGIN_RECIPE: dict = {
-    "encoder": "identity", "fusion_options": {"layers": 0}, "head": "margin", "margin_l2": 0.0625, "head_hidden": 0,
-    "dropout": 0.0, "weight_decay": 0.0, "batch_size": 1600, "lr": 1e-2, "epochs": 2000,
-}
-
 
 def make_model(modalities, target, fusion, recipe, seed):
     from modalfuse.api import MultimodalModel
     from modalfuse.config import ModelConfig, TrainConfig
 
-    if recipe.get("encoder") == "identity":  # a linear model on the standardised views (see MARGIN_RECIPE)
+    if recipe.get("encoder") == "identity":  # a linear model on the standardised views (the margin-head rows of handwritten_tuning.md)
         mods = [m.model_copy(update={"encoder": m.encoder.model_copy(update={"name": "identity", "options": {}})}, deep=True) for m in modalities]
     else:
         mods = [with_encoder(m, recipe["dim"], {"hidden": list(recipe["enc_hidden"]), "dropout": recipe["enc_dropout"]}) for m in modalities]
