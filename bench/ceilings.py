@@ -84,11 +84,11 @@ def _power(x: np.ndarray) -> np.ndarray:
 
 
 def _whitened_text(name: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from modalfuse.align.semantic import _whitening
+    from modalfuse.align.semantic import whitening
 
     if name != "text":
         return standardised([a], [b])
-    mean, matrix = _whitening(a)
+    mean, matrix = whitening(a)
     return (a - mean) @ matrix, (b - mean) @ matrix
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from modalfuse.align import SemanticMatching
-from modalfuse.align.semantic import _whitening
+from modalfuse.align.semantic import whitening
 from modalfuse.evaluate.retrieval import cross_modal_metrics
 
 
@@ -31,7 +31,7 @@ def test_embeddings_are_square_roots_of_class_posteriors():
 def test_whitening_gives_identity_covariance_on_plenty_of_rows():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(5000, 3)) @ np.array([[2.0, 0.0, 0.0], [1.5, 0.5, 0.0], [0.0, 0.3, 4.0]])
-    mean, matrix = _whitening(x)
+    mean, matrix = whitening(x)
     white = (x - mean) @ matrix
     cov = np.cov(white, rowvar=False, bias=True)
     assert np.allclose(cov - np.diag(np.diag(cov)), 0.0, atol=1e-8)  # decorrelated

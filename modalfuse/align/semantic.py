@@ -38,7 +38,7 @@ class SemanticMatching:
             x = np.asarray(x, dtype=np.float64)
             if len(x) != len(labels):
                 raise ValueError(f"semantic matching: modality {name!r} has {len(x)} rows for {len(labels)} labels")
-            self.transforms[name] = _whitening(x) if name in self.whiten else _standardising(x)
+            self.transforms[name] = whitening(x) if name in self.whiten else _standardising(x)
             c = self.C[name] if isinstance(self.C, dict) else self.C
             self.models[name] = LogisticRegression(C=c, max_iter=self.max_iter).fit(self._prepare(name, x), labels)
         return self
@@ -59,7 +59,7 @@ def _standardising(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), np.diag(1.0 / np.where(std > 1e-12, std, 1.0))
 
 
-def _whitening(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def whitening(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and matrix W with cov((x - mean) W) = I under the Ledoit–Wolf shrunk covariance."""
     from sklearn.covariance import LedoitWolf
 
