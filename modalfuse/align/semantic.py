@@ -44,8 +44,9 @@ class SemanticMatching:
         return self
 
     def _prepare(self, name: str, x: np.ndarray) -> np.ndarray:
-        mean, matrix = self.transforms[name]
-        return (np.asarray(x, dtype=np.float64) - mean) @ matrix
+        mean, scale = self.transforms[name]  # scale: a whitening matrix, or one factor per feature
+        centred = np.asarray(x, dtype=np.float64) - mean
+        return centred @ scale if scale.ndim == 2 else centred * scale
 
     def embed(self, x: np.ndarray, modality: str) -> np.ndarray:
         """√p(class | x) [n, n_classes] in the order of ``classes``; each row has unit norm."""
@@ -56,7 +57,7 @@ class SemanticMatching:
 
 def _standardising(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     std = x.std(axis=0)
-    return x.mean(axis=0), np.diag(1.0 / np.where(std > 1e-12, std, 1.0))
+    return x.mean(axis=0), 1.0 / np.where(std > 1e-12, std, 1.0)
 
 
 def whitening(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
