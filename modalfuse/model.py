@@ -9,9 +9,8 @@ from torch import nn
 
 from .config import ModalityConfig, ModelConfig
 from .data.batch import Batch
-from .data.entities import Indexed
 from .encoders import build_encoder
-from .fusion import FUSIONS, Fusion
+from .fusion import FUSIONS, Fusion, FusionOutput, encode_embeddings
 from .heads import Head, make_head
 
 
@@ -34,8 +33,7 @@ class MultimodalNet(nn.Module):
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = fusion
         self.head = head
-        if getattr(fusion, "drives_encoders", False):
-            fusion.attach(self.encoders)
+        fusion.attach(self.encoders)
 
     @classmethod
     def build(
@@ -70,54 +68,15 @@ class MultimodalNet(nn.Module):
         return cls(encoders, fusion, head)
 
     def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Embeddings [B, d] per modality; rows of missing samples are zeros and flagged by the masks."""
-        out = {}
-        for name, encoder in self.encoders.items():
-            x, mask = batch.inputs[name], batch.masks[name]
-            if isinstance(x, Indexed):
-                out[name] = _gather(encoder(x.values) if len(x.values) else None, x.index, mask, (encoder.dim,))
-                continue
-            idx = mask.nonzero(as_tuple=True)[0]
-            emb = torch.zeros(mask.shape[0], encoder.dim, device=mask.device)
-            if idx.numel():
-                emb = emb.index_copy(0, idx, encoder(x[idx]).to(emb.dtype))
-            out[name] = emb
-        return out
+        """Per-modality embeddings [B, d] as the fusion sees them (pooled ones for a token fusion); missing rows are zeros."""
+        if self.fusion.mixes_embeddings:
+            return self.fusion.encode(self.encoders, batch)
+        return encode_embeddings(self.encoders, batch)
 
-    def tokens(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Token sequences [B, T, d] and validity [B, T] per modality (all False for missing samples)."""
-        out = {}
-        for name, encoder in self.encoders.items():
-            x, mask = batch.inputs[name], batch.masks[name]
-            if isinstance(x, Indexed):
-                toks, valid = encoder.tokens(x.values)
-                out[name] = (_gather(toks, x.index, mask, toks.shape[1:]), _gather(valid, x.index, mask, valid.shape[1:]))
-                continue
-            idx = mask.nonzero(as_tuple=True)[0]
-            probe = x[idx] if idx.numel() else x[:1]
-            toks, valid = encoder.tokens(probe)
-            full = toks.new_zeros(mask.shape[0], *toks.shape[1:])
-            full_valid = torch.zeros(mask.shape[0], toks.shape[1], dtype=torch.bool, device=mask.device)
-            if idx.numel():
-                full, full_valid = full.index_copy(0, idx, toks), full_valid.index_copy(0, idx, valid)
-            out[name] = (full, full_valid)
-        return out
+    def fused(self, batch: Batch, whole_batch: bool = False) -> FusionOutput:
+        """The fusion's output (the head's input): the one forward protocol, ``Fusion.fuse``."""
+        return self.fusion.fuse(self.encoders, batch, whole_batch)
 
-    def forward(self, batch: Batch) -> ModelOutput:
-        if getattr(self.fusion, "uses_tokens", False):
-            fused = self.fusion(self.tokens(batch), batch.masks)
-        elif getattr(self.fusion, "drives_encoders", False):
-            inputs = {k: v.dense() if isinstance(v, Indexed) else v for k, v in batch.inputs.items()}
-            fused = self.fusion(self.fusion.encode(self.encoders, inputs, batch.masks), batch.masks)
-        else:
-            fused = self.fusion(self.embed(batch), batch.masks)
+    def forward(self, batch: Batch, whole_batch: bool = False) -> ModelOutput:
+        fused = self.fused(batch, whole_batch)
         return ModelOutput(self.head(fused.fused), fused.weights, fused.aux)
-
-
-def _gather(per_value: Optional[torch.Tensor], index: torch.Tensor, mask: torch.Tensor, shape: tuple) -> torch.Tensor:
-    """Rows' outputs from their distinct values' outputs; rows of missing samples are zeros (False)."""
-    if per_value is None:
-        return torch.zeros(mask.shape[0], *shape, device=mask.device)
-    rows = per_value[index.clamp(min=0)]
-    keep = mask.reshape(-1, *([1] * (rows.dim() - 1)))
-    return rows & keep if rows.dtype == torch.bool else rows * keep.to(rows.dtype)

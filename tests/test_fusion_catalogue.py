@@ -131,6 +131,6 @@ def test_squeeze_excite_between_cnn_feature_maps():
     changed = {"img": inputs["img"].clone(), "aud": inputs["aud"]}
     changed["img"][3] += 1.0
     with torch.no_grad():
-        emb_a = net.fusion.encode(net.encoders, inputs, masks)["aud"][3]
-        emb_b = net.fusion.encode(net.encoders, changed, masks)["aud"][3]
+        emb_a = net.fusion.encode(net.encoders, b)["aud"][3]
+        emb_b = net.fusion.encode(net.encoders, Batch(changed, masks, b.target, b.index))["aud"][3]
     assert not torch.allclose(emb_a, emb_b)

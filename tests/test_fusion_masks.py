@@ -186,7 +186,7 @@ def test_tokens_are_invalid_for_absent_samples(encoded) -> None:
     net = make_net(encoded, "cross_attention")
     batch = full_batch(encoded, MIXED)
     with torch.no_grad():
-        tokens = net.tokens(batch)
+        tokens = net.fusion.encode(net.encoders, batch)
     for name, mask in MIXED.items():
         toks, valid = tokens[name]
         absent = ~torch.tensor(mask)

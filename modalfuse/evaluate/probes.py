@@ -25,10 +25,7 @@ def modality_embeddings(model: Any, data: Any) -> tuple[dict[str, np.ndarray], d
     net.eval()
     parts: dict[str, list[torch.Tensor]] = {m: [] for m in net.encoders}
     for batch in batches(features, 256, shuffle=False):
-        if getattr(net.fusion, "drives_encoders", False):
-            emb = net.fusion.encode(net.encoders, batch.inputs, batch.masks)
-        else:
-            emb = net.embed(batch)
+        emb = net.embed(batch)
         for m in parts:
             parts[m].append(emb[m])
     embeddings = {m: torch.cat(v).numpy() for m, v in parts.items()}

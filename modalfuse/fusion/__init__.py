@@ -15,6 +15,6 @@ from . import (  # noqa: F401  (registration)
     sum,
     tensor,
 )
-from .base import FUSIONS, Fusion, FusionOutput, masked_mean
+from .base import FUSIONS, Fusion, FusionOutput, encode_embeddings, encode_tokens, masked_mean
 
-__all__ = ["FUSIONS", "Fusion", "FusionOutput", "masked_mean"]
+__all__ = ["FUSIONS", "Fusion", "FusionOutput", "encode_embeddings", "encode_tokens", "masked_mean"]

@@ -30,7 +30,7 @@ class CrossBlock(nn.Module):
 class CrossAttentionFusion(Fusion):
     """Each modality's token sequence attends to the other modalities' tokens (MulT); pooled, averaged."""
 
-    uses_tokens = True
+    consumes = "tokens"
 
     def __init__(self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, heads: int = 4) -> None:
         super().__init__(in_dims, out_dim, dropout)

@@ -12,7 +12,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .base import FUSIONS, Fusion, FusionOutput
+from ..data.batch import Batch
+from .base import FUSIONS, Fusion, FusionOutput, dense_inputs, encode_embeddings
 
 
 class MMTM(nn.Module):
@@ -37,9 +38,6 @@ class MMTM(nn.Module):
 class SqueezeExciteFusion(Fusion):
     """MMTM-style gating: joint squeeze of all modalities, per-modality channel gates, then concat."""
 
-    #: set when ``depths`` is given: the fusion runs the CNN encoders stage by stage
-    drives_encoders = False
-
     def __init__(
         self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, reduction: int = 4,
         depths: Optional[list[int]] = None,
@@ -49,7 +47,6 @@ class SqueezeExciteFusion(Fusion):
         self.missing = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m, d in in_dims.items()})
         self.proj = nn.Sequential(nn.Linear(sum(in_dims.values()), out_dim), nn.GELU(), nn.Dropout(dropout))
         self.depths = sorted(depths or [])
-        self.drives_encoders = bool(self.depths)
         self.reduction = reduction
         self.stage_mmtm: Optional[nn.ModuleDict] = None
 
@@ -62,7 +59,9 @@ class SqueezeExciteFusion(Fusion):
         return FusionOutput(self.proj(torch.cat(parts, dim=1)))
 
     def attach(self, encoders: nn.ModuleDict) -> None:
-        """Create the feature-map MMTM blocks once the (CNN) encoders are known."""
+        """Create the feature-map MMTM blocks once the (CNN) encoders are known (only with ``depths``)."""
+        if not self.depths:
+            return
         cnns = {m: e.net for m, e in encoders.items() if hasattr(e, "prepare") and hasattr(e.net, "blocks")}
         if len(cnns) < 2:
             from ..errors import ConfigError
@@ -75,8 +74,12 @@ class SqueezeExciteFusion(Fusion):
             stages[str(depth)] = MMTM(channels, self.reduction)
         self.stage_mmtm = nn.ModuleDict(stages)
 
-    def encode(self, encoders: nn.ModuleDict, inputs: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Run CNN encoders block by block with MMTM between them; other encoders run as usual."""
+    def encode(self, encoders: nn.ModuleDict, batch: Batch, whole_batch: bool = False) -> dict[str, torch.Tensor]:
+        """With ``depths``: run CNN encoders block by block with MMTM between them; other encoders run as usual."""
+        if not self.depths:
+            return super().encode(encoders, batch, whole_batch)
+        masks = batch.masks
+        inputs = {m: x for m, x in dense_inputs(batch, self.cnn_names).items()}
         b = next(iter(masks.values())).shape[0]
         idx = {m: masks[m].nonzero(as_tuple=True)[0] for m in encoders}
         # a modality absent from the whole batch skips its CNN; the gates see its learned stand-in
@@ -99,9 +102,11 @@ class SqueezeExciteFusion(Fusion):
                         maps[m] = maps[m] * gates[m][idx[m]][:, :, None, None]
         out = {}
         for m, enc in encoders.items():
+            if m not in self.cnn_names:
+                out.update(encode_embeddings({m: enc}, batch))
+                continue
             emb = torch.zeros(b, enc.dim, device=masks[m].device)
-            if idx[m].numel():
-                rows = enc.net.out(maps[m].mean(dim=(2, 3))) if m in maps else enc(inputs[m][idx[m]])
-                emb = emb.index_copy(0, idx[m], rows.to(emb.dtype))
+            if m in maps:
+                emb = emb.index_copy(0, idx[m], enc.net.out(maps[m].mean(dim=(2, 3))).to(emb.dtype))
             out[m] = emb
         return out

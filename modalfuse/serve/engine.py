@@ -301,24 +301,12 @@ class Engine:
                       {k: torch.from_numpy(v) for k, v in enc.masks.items()}, None, torch.arange(len(enc)))
         self.net.eval()
         per = self.net.embed(batch)
-        fused = fused_embedding(self.net, batch).numpy()
+        fused = self.net.fused(batch).fused.numpy()
         out = []
         for i in range(len(enc)):
             emb = {n: (per[n][i].tolist() if enc.masks[n][i] else None) for n in self.names}
             out.append({"modalities": emb, "fused": fused[i].tolist(), "modalities_used": [n for n in self.names if enc.masks[n][i]]})
         return out
-
-
-def fused_embedding(net, batch: Batch) -> torch.Tensor:
-    """The fusion's output (the head's input), following MultimodalNet.forward's branches."""
-    fusion = net.fusion
-    if getattr(fusion, "uses_tokens", False):
-        fused = fusion(net.tokens(batch), batch.masks)
-    elif getattr(fusion, "drives_encoders", False):
-        fused = fusion(fusion.encode(net.encoders, batch.inputs, batch.masks), batch.masks)
-    else:
-        fused = fusion(net.embed(batch), batch.masks)
-    return fused.fused
 
 
 def _plain(value: Any) -> Any:

@@ -36,16 +36,9 @@ class OnnxWrapper(nn.Module):
     def forward(self, *tensors: torch.Tensor):
         inputs = {n: tensors[2 * i] for i, n in enumerate(self.names)}
         masks = {n: tensors[2 * i + 1] for i, n in enumerate(self.names)}
-        net, fusion = self.net, self.net.fusion
-        if getattr(fusion, "uses_tokens", False) or getattr(fusion, "drives_encoders", False):
-            batch = Batch(inputs, masks, None, torch.arange(tensors[0].shape[0]))
-            out = net(batch).output
-        else:
-            embeds = {}
-            for n, encoder in net.encoders.items():
-                emb = encoder(inputs[n])
-                embeds[n] = emb * masks[n].to(emb.dtype)[:, None]
-            out = net.head(fusion(embeds, masks).fused)
+        batch = Batch(inputs, masks, None, torch.arange(tensors[0].shape[0]))
+        out = self.net(batch, whole_batch=True).output
+        net = self.net
         if self.temperature != 1.0:
             out = out / self.temperature
         if self.classification:
@@ -95,11 +88,15 @@ def export_onnx(model, path: str | Path, opset: int = 17, check: bool = True, at
     dynamic = {name: {0: "batch"} for name in input_names + output_names}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)  # the fused transformer kernel has no ONNX form
         try:
             torch.onnx.export(wrapper, args, str(path), input_names=input_names, output_names=output_names,
                               dynamic_axes=dynamic, opset_version=opset, dynamo=False)
         except Exception as err:  # the exporter's messages embed the whole graph: keep the first line
             raise OnnxExportError(f"ONNX export failed: {str(err).splitlines()[0][:300]}") from None
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
     info: dict[str, Any] = {"file": path.name, "opset": opset, "inputs": input_names, "outputs": output_names}
     if check:
         info["parity"] = check_parity(model, path, atol=atol)

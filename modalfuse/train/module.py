@@ -70,11 +70,7 @@ class MultimodalModule(L.LightningModule):
     def forward_parts(self, batch: Batch, mix: Optional[Mix] = None) -> tuple[ModelOutput, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The net's forward pass step by step: output, the (mixed) per-modality embeddings and the masks the fusion saw."""
         net = self.net
-        if getattr(net.fusion, "drives_encoders", False):
-            embeddings = net.fusion.encode(net.encoders, batch.inputs, batch.masks)
-        else:
-            embeddings = net.embed(batch)
-        masks = batch.masks
+        embeddings, masks = net.fusion.encode(net.encoders, batch), batch.masks
         if mix is not None:
             embeddings, masks = mix.embeddings(embeddings), mix.masks
         fused = net.fusion(embeddings, masks)
@@ -156,7 +152,7 @@ def _loss(
 def _check_balance_options(net: MultimodalNet, cfg: TrainConfig) -> None:
     """Mixup, gradient modulation and per-modality losses work on per-modality embeddings; refuse what cannot."""
     fusion = type(net.fusion).__name__
-    if getattr(net.fusion, "uses_tokens", False):
+    if not net.fusion.mixes_embeddings:
         raise ConfigError(
             f"train.mixup, train.gradient_modulation and train.modality_aux_weight work on per-modality embeddings, "
             f"but the fusion ({fusion}) fuses token sequences; turn them off or choose another fusion"
