@@ -46,11 +46,11 @@ class MultimodalModel:
         on_error: str = "raise",
         cache_dir: Optional[str] = None,
     ) -> None:
-        self.modalities = [_validated(ModalityConfig, m, f"modalities[{i}]") for i, m in enumerate(modalities)]
+        self.modalities = [_validated(ModalityConfig, m, "", at=_item_key(m, i)) for i, m in enumerate(modalities)]
         if not self.modalities:
             raise ConfigError("modalities: give at least one modality")
-        self.model_config = _validated(ModelConfig, model or {}, "model")
-        self.train_config = _validated(TrainConfig, train or {}, "train")
+        self.model_config = _validated(ModelConfig, model or {}, "", at="model")
+        self.train_config = _validated(TrainConfig, train or {}, "", at="train")
         for m in self.modalities:
             ENCODERS.get(m.encoder.name)
         FUSIONS.get(self.model_config.fusion.name)
@@ -116,7 +116,9 @@ class MultimodalModel:
             train_frame, val_source = frame, as_frame(val)
         train = self._features(None, "train", fit=True, frame_table=(train_frame, table, base))
         valid = self._features(None, "val", frame_table=val_source) if len(val_source[0]) else None
-        aux = self.model_config.aux_weight or FUSIONS.get(self.model_config.fusion.name).default_aux_weight
+        aux = self.model_config.aux_weight
+        if aux is None:
+            aux = FUSIONS.get(self.model_config.fusion.name).default_aux_weight
         run_path = Path(run_dir) if run_dir else None
         self.members, histories = [], []
         for i in range(self.train_config.ensemble):
@@ -310,14 +312,20 @@ class MultimodalModel:
         return model
 
 
-def _validated(model_cls: type[BaseModel], value: Any, source: str) -> Any:
+def _validated(model_cls: type[BaseModel], value: Any, source: str, at: Optional[str] = None) -> Any:
     """Accept a config object or a plain dict; dict errors become ConfigError with "did you mean"."""
     if isinstance(value, model_cls):
         return value
     try:
         return model_cls.model_validate(value)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, model_cls, source)) from None
+        raise ConfigError(format_validation_error(err, model_cls, source, at)) from None
+
+
+def _item_key(item: Any, i: int) -> str:
+    """``modalities.<name>`` where the item names itself, else ``modalities[i]``."""
+    name = item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
+    return f"modalities.{name}" if isinstance(name, str) else f"modalities[{i}]"
 
 
 def write_config(cfg: Config, path: Path) -> None:

@@ -321,12 +321,22 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    if args.command == "fusions":
-        from .fusion import FUSIONS as reg
-    else:
-        from .encoders import ENCODERS as reg
-    for name, line in reg.describe().items():
+    from .schema import registries
+
+    for name, line in registries()[args.command].describe().items():
         print(f"{name:18s} {line}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema import config_schema
+
+    text = json.dumps(config_schema(), indent=2, ensure_ascii=False)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
     return 0
 
 
@@ -418,8 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--on-error", choices=["raise", "skip"])
     q.set_defaults(func=cmd_retrieve)
 
-    for name in ("fusions", "encoders"):
+    for name in ("fusions", "encoders", "heads", "kinds"):
         sub.add_parser(name, help=f"list the registered {name}").set_defaults(func=cmd_registry)
+    sc = sub.add_parser("schema", help="print the JSON schema of a config, every component's options included")
+    sc.add_argument("--output", "-o", help="write it to this file instead")
+    sc.set_defaults(func=cmd_schema)
     return p
 
 

@@ -86,8 +86,8 @@ DEFAULT_ENCODER: dict[str, str] = {
 
 class EncoderConfig(_Strict):
     name: Optional[str] = Field(None, description="Registry name; the kind's default when unset.")
-    dim: int = Field(64, gt=0, description="Width of the embedding the encoder outputs.")
-    options: dict[str, Any] = Field(default_factory=dict)
+    dim: int = Field(64, gt=0, le=65536, description="Width of the embedding the encoder outputs.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The encoder's own options (`modalfuse schema` lists them).")
 
 
 class ModalityConfig(_Strict):
@@ -130,7 +130,36 @@ class ModalityConfig(_Strict):
         if self.encoder.name is None:
             pretrained_text = isinstance(self.options, TextOptions) and self.options.pretrained
             self.encoder.name = "pretrained_text" if pretrained_text else DEFAULT_ENCODER[self.kind]
+        self._check_encoder()
         return self
+
+    def _check_encoder(self) -> None:
+        """The encoder exists, accepts this kind, and its options are valid (errors name the key)."""
+        from .encoders import ENCODERS
+
+        cls = _as_value_error(ENCODERS.get, self.encoder.name, key="encoder.name")
+        if cls.kinds and self.kind not in cls.kinds:
+            fits = [n for n in ENCODERS.names() if self.kind in ENCODERS.get(n).kinds]
+            raise ValueError(f"encoder.name: encoder {self.encoder.name!r} takes {'/'.join(cls.kinds)} modalities, "
+                             f"not {self.kind!r}; for {self.kind} use one of {fits}")
+        _as_value_error(ENCODERS.validate, self.encoder.name, self.encoder.options, "encoder")
+
+
+def _as_value_error(fn, *args, key: Optional[str] = None, rename: tuple[str, str] = ("", "")):
+    """Call a registry check; its ConfigError becomes the ValueError pydantic places under the config key.
+
+    Messages start with the key relative to the model being validated (``options.heads: ...``), which
+    ``format_validation_error`` joins to the full path (``model.fusion.options.heads: ...``).
+    """
+    try:
+        return fn(*args)
+    except ConfigError as err:
+        lines = []
+        for text in str(err).splitlines():
+            if rename[0] and text.startswith(rename[0] + "."):
+                text = rename[1] + text[len(rename[0]):]
+            lines.append(text if key is None or _RELATIVE_KEY.match(text) else f"{key}: {text}")
+        raise ValueError("\n".join(lines)) from None
 
 
 _OPTION_TYPES = {
@@ -146,27 +175,59 @@ _OPTION_TYPES = {
 
 class FusionConfig(_Strict):
     name: str = "concat"
-    dim: int = Field(128, gt=0, description="Width of the fused representation.")
-    options: dict[str, Any] = Field(default_factory=dict)
+    dim: int = Field(128, gt=0, le=65536, description="Width of the fused representation.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The fusion's own options (`modalfuse schema` lists them).")
+
+    @model_validator(mode="after")
+    def _options(self) -> "FusionConfig":
+        from .fusion import FUSIONS
+
+        _as_value_error(FUSIONS.validate, self.name, self.options, None)
+        return self
 
 
 class ModelConfig(_Strict):
     fusion: FusionConfig = Field(default_factory=FusionConfig)
-    head: Literal["default", "gaussian", "evidential", "margin"] = Field(
-        "default", description="gaussian: regression with a predicted variance; evidential: Dirichlet classification; "
-        "margin: multiclass hinge (SVM) classification.",
+    head: str = Field(
+        "default", description="A registered head (`modalfuse schema`): default (the task's plain head), gaussian "
+        "(regression with a predicted variance), evidential (Dirichlet classification), margin (multiclass hinge, an SVM), ...",
     )
-    head_hidden: int = Field(128, ge=0, description="Hidden width of the task head; 0 for a linear head.")
+    head_hidden: int = Field(128, ge=0, le=65536, description="Hidden width of the task head; 0 for a linear head.")
+    head_options: dict[str, Any] = Field(default_factory=dict, description="The head's own options (e.g. margin: {l2: 0.06}).")
     gaussian_beta: float = Field(
         0.0, ge=0, le=1,
-        description="gaussian head: weight each sample's NLL by its detached variance^beta (β-NLL); 0.5 keeps the mean "
-        "as accurate as plain regression, 0 is the plain NLL.",
+        description="Shorthand for head_options.beta of the gaussian head: weight each sample's NLL by its detached "
+        "variance^beta (β-NLL); 0.5 keeps the mean as accurate as plain regression, 0 is the plain NLL.",
     )
     margin_l2: float = Field(
-        0.0, ge=0, description="margin head: L2 penalty on its weights (a linear head on fixed features is an SVM with C = 1 / (margin_l2 · n)).",
+        0.0, ge=0, description="Shorthand for head_options.l2 of the margin head: L2 penalty on its weights (a linear head "
+        "on fixed features is an SVM with C = 1 / (margin_l2 · n)).",
     )
     dropout: float = Field(0.1, ge=0, lt=1)
-    aux_weight: float = Field(0.0, ge=0, description="Weight of per-modality auxiliary losses, where a fusion has them.")
+    aux_weight: Optional[float] = Field(
+        None, ge=0, description="Weight of per-modality auxiliary losses, where a fusion has them; unset: the fusion's default; 0: off.",
+    )
+
+    @model_validator(mode="after")
+    def _head(self) -> "ModelConfig":
+        from .heads import HEADS
+
+        if self.head == "default":
+            if self.head_options:
+                raise ValueError("head_options: the default head has no options; name a head in model.head")
+        else:
+            _as_value_error(HEADS.validate, self.head, self.head_settings()[1], None, key="head", rename=("options", "head_options"))
+        return self
+
+    def head_settings(self, forced: Optional[str] = None) -> tuple[str, dict[str, Any]]:
+        """The head's name and options, with the shorthand fields folded in (explicit head_options win).
+
+        ``forced`` is a head a fusion requires (evidential fusion's Dirichlet head): it keeps only its shorthand.
+        """
+        name = forced or self.head
+        shorthand = {"gaussian": {"beta": self.gaussian_beta}, "margin": {"l2": self.margin_l2}}.get(name, {})
+        explicit = self.head_options if name == self.head else {}
+        return name, {**{k: v for k, v in shorthand.items() if v}, **explicit}
 
 
 class MixupConfig(_Strict):
@@ -334,20 +395,43 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-def format_validation_error(err: ValidationError, model: type[BaseModel] = None, source: str = "config") -> str:
-    """Turn pydantic's report into lines of 'key.path: problem (did you mean ...)'."""
+_RELATIVE_KEY = __import__("re").compile(r"^((?:encoder|options|head|head_options|name)(?:\.[\w\[\]]+)*): ")
+
+
+def _name_of(e: dict[str, Any], part: Any) -> str:
+    """A list index in a key path, replaced by the item's name where the failing item has one (modalities.photo)."""
+    if isinstance(part, int) and isinstance(e.get("input"), dict) and isinstance(e["input"].get("name"), str) and e["loc"][-1] == part:
+        return e["input"]["name"]
+    return str(part)
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel] = None, source: str = "config", at: Optional[str] = None) -> str:
+    """Turn pydantic's report into lines of 'source: key.path: problem (did you mean ...)'.
+
+    ``at`` is the key path of the validated object inside a larger config (``modalities.photo``), prefixed to every key.
+    """
     lines = []
     for e in err.errors():
         loc = tuple(e["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
+        named = ([at] if at else []) + [_name_of(e, p) for p in loc]
+        head = f"{source}: " if source else ""
+        key = ".".join(named) or "(top level)"
         msg = e["msg"]
+        if e["type"] == "value_error":
+            for text in msg.removeprefix("Value error, ").splitlines():
+                relative = _RELATIVE_KEY.match(text)
+                if relative:  # a registry check names the key below loc: join them into one path
+                    lines.append(f"{head}{'.'.join([*named, relative.group(1)])}: {text[relative.end():]}")
+                else:
+                    lines.append(f"{head}{key}: {text}")
+            continue
         if e["type"] == "extra_forbidden" and model is not None:
             known = _fields_at(model, loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), known, n=1)
             msg = f"unknown key {loc[-1]!r}" + (f"; did you mean {close[0]!r}?" if close else "")
             if known:
                 msg += f" (allowed: {', '.join(known)})"
-        lines.append(f"{source}: {key}: {msg}")
+        lines.append(f"{head}{key}: {msg}")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from torch import nn
 from .config import ModalityConfig, ModelConfig
 from .data.batch import Batch
 from .encoders import build_encoder
+from .errors import ConfigError
 from .fusion import FUSIONS, Fusion, FusionOutput, encode_embeddings
 from .heads import Head, make_head
 
@@ -49,10 +50,13 @@ class MultimodalNet(nn.Module):
             for m in modalities
         }
         fusion_cls = FUSIONS.get(model.fusion.name)
-        kind = fusion_cls.head_kinds.get(task, model.head)
+        if fusion_cls.tasks is not None and task not in fusion_cls.tasks:
+            raise ConfigError(f"model.fusion.name: {model.fusion.name!r} is for {'/'.join(fusion_cls.tasks)} tasks, not {task}")
+        # a fusion may need its own head (evidential fusion: Dirichlet outputs; inverse-variance: a variance)
+        kind, options = model.head_settings(fusion_cls.head_kinds.get(task))
 
         def head_on(in_dim: int | None) -> Head:
-            return make_head(task, n_outputs, in_dim, model.head_hidden, model.dropout, kind, model.gaussian_beta, model.margin_l2)
+            return make_head(task, n_outputs, in_dim, model.head_hidden, model.dropout, kind, options)
 
         predicts = fusion_cls.predicts  # late fusion predicts: its width is the head's output
         head = head_on(None if predicts else model.fusion.dim)

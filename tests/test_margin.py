@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 import torch
 
 from modalfuse.api import MultimodalModel
@@ -63,7 +64,8 @@ def test_identity_encoders_early_fusion_without_layers_and_linear_head_is_a_line
     features = torch.cat([inputs["a"], inputs["b"], torch.ones(6, 2)], dim=1)
     assert torch.allclose(out, features @ linear.weight.T + linear.bias, atol=1e-6)
     assert isinstance(net.head, MarginHead)
-    with pytest.raises(ConfigError, match="layers must be >= 0"):
+    # typed options: refused when the config is built, before any network exists
+    with pytest.raises(ValidationError, match=r"options\.layers: Input should be greater than or equal to 0 \(got -1\)"):
         MultimodalNet.build(mods, ModelConfig(fusion={"name": "early", "options": {"layers": -1}}, head="margin"),
                             {"a": {"input_dim": 3}, "b": {"input_dim": 2}}, "classification", 4)
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..api import _validated
+from ..api import _item_key, _validated
 from ..config import AlignConfig, ModalityConfig, TrainConfig
 from ..data import Batch, Features, SkipReport, featurize, make_preprocessor
 from ..data.preprocessors import is_missing
@@ -86,11 +86,11 @@ class AlignedModel:
         on_error: str = "raise",
         cache_dir: Optional[str] = None,
     ) -> None:
-        self.modalities = [_validated(ModalityConfig, m, f"modalities[{i}]") for i, m in enumerate(modalities)]
+        self.modalities = [_validated(ModalityConfig, m, "", at=_item_key(m, i)) for i, m in enumerate(modalities)]
         if len(self.modalities) < 2:
             raise ConfigError("modalities: alignment needs at least two modalities")
-        self.align_config = _validated(AlignConfig, align or {}, "align")
-        self.train_config = _validated(TrainConfig, train or {}, "train")
+        self.align_config = _validated(AlignConfig, align or {}, "", at="align")
+        self.train_config = _validated(TrainConfig, train or {}, "", at="train")
         names = [m.name for m in self.modalities]
         for a, b in self.align_config.pairs or []:
             for n in (a, b):

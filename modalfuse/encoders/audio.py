@@ -9,6 +9,7 @@ from torch import nn
 
 from .base import ENCODERS, Encoder
 from .blocks import ResidualCNN
+from ..options import PosFloat, PosInt, Rate, Widths
 
 
 def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
@@ -50,9 +51,11 @@ class LogMel(nn.Module):
 class AudioCNN(Encoder):
     """Log-mel spectrogram (torch.stft + mel filterbank) fed to a small residual CNN."""
 
+    kinds = ("audio",)
+
     def __init__(
-        self, dim: int, info: dict[str, Any], n_mels: int = 40, hop_ms: float = 10.0,
-        widths: tuple[int, ...] = (32, 64, 128), dropout: float = 0.1,
+        self, dim: int, info: dict[str, Any], n_mels: PosInt = 40, hop_ms: PosFloat = 10.0,
+        widths: Widths = (32, 64, 128), dropout: Rate = 0.1,
     ) -> None:
         super().__init__(dim, info)
         self.melspec = LogMel(info["sample_rate"], n_mels, hop_ms=hop_ms)

@@ -1,7 +1,7 @@
 """Encoder contract and registry: an encoder maps one modality's batch to embeddings [n, dim]."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -10,7 +10,13 @@ from ..registry import Registry
 
 
 class Encoder(nn.Module):
-    """Base class: subclasses take ``dim`` (output width) and ``info`` (from the preprocessor)."""
+    """Base class: subclasses take ``dim`` (output width) and ``info`` (from the preprocessor).
+
+    ``kinds`` names the modality kinds whose preprocessed batches the encoder accepts; a config that
+    pairs it with another kind is refused when it is read. Extra constructor keywords are its typed options.
+    """
+
+    kinds: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, dim: int, info: dict[str, Any]) -> None:
         super().__init__()
@@ -26,7 +32,7 @@ class Encoder(nn.Module):
         return emb[:, None], torch.ones(emb.shape[0], 1, dtype=torch.bool, device=emb.device)
 
 
-ENCODERS: Registry[Encoder] = Registry("encoder")
+ENCODERS: Registry[Encoder] = Registry("encoder", fixed=("dim", "info"))
 
 
 def build_encoder(name: str, dim: int, info: dict[str, Any], options: dict[str, Any], where: str = "encoder") -> Encoder:

@@ -7,15 +7,18 @@ from torch import nn
 
 from .base import ENCODERS
 from .graph import GraphEncoder, pyg
+from ..options import PosInt, Rate, Width
 
 
 @ENCODERS.register("graph_gat")
 class GraphGAT(GraphEncoder):
     """Graph attention network: multi-head attention over neighbours (heads concatenated), max pooling."""
 
+    kinds = ("graph",)
+
     def __init__(
-        self, dim: int, info: dict[str, Any], hidden: int = 32, layers: int = 2, heads: int = 4,
-        pool: Literal["sum", "mean", "max"] = "max", dropout: float = 0.2, batch_norm: bool = False,
+        self, dim: int, info: dict[str, Any], hidden: Width = 32, layers: PosInt = 2, heads: PosInt = 4,
+        pool: Literal["sum", "mean", "max"] = "max", dropout: Rate = 0.2, batch_norm: bool = False,
     ) -> None:
         self.heads = heads
         super().__init__(dim, info, hidden, layers, pool, dropout, batch_norm)

@@ -7,15 +7,18 @@ from torch import nn
 
 from .base import ENCODERS
 from .graph import GraphEncoder, pyg
+from ..options import PosInt, Rate, Width
 
 
 @ENCODERS.register("graph_gcn")
 class GraphGCN(GraphEncoder):
     """Graph convolutional network: normalised neighbour averaging with self-loops, max pooling over atoms."""
 
+    kinds = ("graph",)
+
     def __init__(
-        self, dim: int, info: dict[str, Any], hidden: int = 128, layers: int = 3, pool: Literal["sum", "mean", "max"] = "max",
-        dropout: float = 0.2, batch_norm: bool = False,
+        self, dim: int, info: dict[str, Any], hidden: Width = 128, layers: PosInt = 3, pool: Literal["sum", "mean", "max"] = "max",
+        dropout: Rate = 0.2, batch_norm: bool = False,
     ) -> None:
         super().__init__(dim, info, hidden, layers, pool, dropout, batch_norm)
 

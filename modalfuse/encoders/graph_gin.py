@@ -7,15 +7,18 @@ from torch import nn
 
 from .base import ENCODERS
 from .graph import GraphEncoder, pyg
+from ..options import PosInt, Rate, Width
 
 
 @ENCODERS.register("graph_gin")
 class GraphGIN(GraphEncoder):
     """Graph isomorphism network: sum aggregation + MLP per layer, batch norm, sum pooling over atoms."""
 
+    kinds = ("graph",)
+
     def __init__(
-        self, dim: int, info: dict[str, Any], hidden: int = 32, layers: int = 5, pool: Literal["sum", "mean", "max"] = "sum",
-        dropout: float = 0.2, batch_norm: bool = True,
+        self, dim: int, info: dict[str, Any], hidden: Width = 32, layers: PosInt = 5, pool: Literal["sum", "mean", "max"] = "sum",
+        dropout: Rate = 0.2, batch_norm: bool = True,
     ) -> None:
         super().__init__(dim, info, hidden, layers, pool, dropout, batch_norm)
 

@@ -13,6 +13,8 @@ from .base import ENCODERS, Encoder
 class IdentityEncoder(Encoder):
     """No parameters: passes a vector modality through; its width is the input's (the configured dim is ignored)."""
 
+    kinds = ("vector",)
+
     def __init__(self, dim: int, info: dict[str, Any]) -> None:
         if "input_dim" not in info:
             raise ConfigError("the identity encoder needs a vector modality (a fixed-length feature vector)")

@@ -7,13 +7,16 @@ import torch
 
 from .base import ENCODERS, Encoder
 from .blocks import ResidualCNN
+from ..options import Rate, Widths
 
 
 @ENCODERS.register("image_cnn")
 class ImageCNN(Encoder):
     """Small residual CNN (GroupNorm, GELU) with global average pooling, for images."""
 
-    def __init__(self, dim: int, info: dict[str, Any], widths: tuple[int, ...] = (32, 64, 128), dropout: float = 0.1) -> None:
+    kinds = ("image",)
+
+    def __init__(self, dim: int, info: dict[str, Any], widths: Widths = (32, 64, 128), dropout: Rate = 0.1) -> None:
         super().__init__(dim, info)
         self.net = ResidualCNN(info["in_channels"], tuple(widths), dim, dropout)
 

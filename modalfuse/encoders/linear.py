@@ -13,6 +13,8 @@ from .base import ENCODERS, Encoder
 class LinearEncoder(Encoder):
     """One linear projection of a vector modality (pair with `early` fusion for feature-level fusion)."""
 
+    kinds = ("vector",)
+
     def __init__(self, dim: int, info: dict[str, Any]) -> None:
         super().__init__(dim, info)
         self.proj = nn.Linear(info["input_dim"], dim)

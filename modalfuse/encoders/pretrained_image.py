@@ -33,6 +33,8 @@ def load_efficientnet_lite0() -> nn.Module:
 class EfficientNetLite0(Encoder):
     """ImageNet EfficientNet-Lite0 (bundled weights), frozen or fine-tuned, average-pooled 1280-d features projected."""
 
+    kinds = ("image",)
+
     def __init__(self, dim: int, info: dict[str, Any], freeze: bool = True) -> None:
         super().__init__(dim, info)
         self.freeze = freeze

@@ -14,6 +14,8 @@ from .base import ENCODERS, Encoder
 class PretrainedText(Encoder):
     """A Hugging Face transformer (e.g. the bundled MiniLM), frozen or fine-tuned, mean pooling."""
 
+    kinds = ("text",)
+
     def __init__(self, dim: int, info: dict[str, Any], freeze: bool = True) -> None:
         super().__init__(dim, info)
         from transformers import AutoModel
@@ -39,6 +41,7 @@ class PretrainedText(Encoder):
 
     def pooled(self, ids: torch.Tensor) -> torch.Tensor:
         """The backbone's mean-pooled sentence embeddings [n, hidden] (before the projection)."""
+
         hidden, mask = self._hidden(ids)
         return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
 

@@ -7,15 +7,18 @@ import torch
 from torch import nn
 
 from .base import ENCODERS, Encoder
+from ..options import PosInt, Rate, Width, Widths
 
 
 @ENCODERS.register("sequence_cnn")
 class SequenceCNN(Encoder):
     """Character-level 1D CNN for proteins, DNA or SMILES strings, with global max pooling."""
 
+    kinds = ("sequence",)
+
     def __init__(
-        self, dim: int, info: dict[str, Any], embed_dim: int = 128, filters: tuple[int, ...] = (32, 64, 96),
-        kernel_size: int = 8, dropout: float = 0.1,
+        self, dim: int, info: dict[str, Any], embed_dim: Width = 128, filters: Widths = (32, 64, 96),
+        kernel_size: PosInt = 8, dropout: Rate = 0.1,
     ) -> None:
         super().__init__(dim, info)
         self.embed = nn.Embedding(info["vocab_size"], embed_dim, padding_idx=info["pad_id"])

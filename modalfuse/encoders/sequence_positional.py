@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .base import ENCODERS, Encoder
+from ..options import PosInt, Width
 
 
 @ENCODERS.register("sequence_positional_cnn")
@@ -17,7 +18,9 @@ class SequencePositionalCNN(Encoder):
     the architecture the GraphDTA results were obtained with, and costs about a third of ``sequence_cnn``.
     """
 
-    def __init__(self, dim: int, info: dict[str, Any], embed_dim: int = 128, filters: int = 32, kernel_size: int = 8) -> None:
+    kinds = ("sequence",)
+
+    def __init__(self, dim: int, info: dict[str, Any], embed_dim: Width = 128, filters: Width = 32, kernel_size: PosInt = 8) -> None:
         super().__init__(dim, info)
         self.embed = nn.Embedding(info["vocab_size"], embed_dim, padding_idx=info["pad_id"])
         self.conv = nn.Conv1d(info["max_len"], filters, kernel_size)

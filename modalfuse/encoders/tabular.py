@@ -7,13 +7,16 @@ import torch
 from torch import nn
 
 from .base import ENCODERS, Encoder, mlp
+from ..options import Rate, Width
 
 
 @ENCODERS.register("tabular_mlp")
 class TabularMLP(Encoder):
     """Numeric features and one embedding per categorical column, concatenated into an MLP."""
 
-    def __init__(self, dim: int, info: dict[str, Any], hidden: int = 128, dropout: float = 0.1) -> None:
+    kinds = ("tabular",)
+
+    def __init__(self, dim: int, info: dict[str, Any], hidden: Width = 128, dropout: Rate = 0.1) -> None:
         super().__init__(dim, info)
         self.n_numeric = info["n_numeric"]
         self.embeds = nn.ModuleList(nn.Embedding(card, min(16, (card + 1) // 2 + 1)) for card in info["cardinalities"])

@@ -8,15 +8,18 @@ import torch
 from torch import nn
 
 from .base import ENCODERS, Encoder
+from ..options import PosInt, Rate, Width, Widths
 
 
 @ENCODERS.register("text_cnn")
 class TextCNN(Encoder):
     """Word embeddings, parallel 1D convolutions (Kim 2014), max-pooled over real tokens."""
 
+    kinds = ("text", "sequence")
+
     def __init__(
-        self, dim: int, info: dict[str, Any], embed_dim: int = 64, filters: int = 64,
-        kernel_sizes: tuple[int, ...] = (2, 3, 4), dropout: float = 0.2,
+        self, dim: int, info: dict[str, Any], embed_dim: Width = 64, filters: Width = 64,
+        kernel_sizes: Widths = (2, 3, 4), dropout: Rate = 0.2,
     ) -> None:
         super().__init__(dim, info)
         self.pad_id = info["pad_id"]
@@ -42,9 +45,11 @@ class TextCNN(Encoder):
 class TextTransformer(Encoder):
     """A small transformer encoder with learned positions, mean-pooled over real tokens."""
 
+    kinds = ("text", "sequence")
+
     def __init__(
-        self, dim: int, info: dict[str, Any], embed_dim: int = 64, layers: int = 2, heads: int = 4,
-        max_tokens: int = 512, dropout: float = 0.1,
+        self, dim: int, info: dict[str, Any], embed_dim: Width = 64, layers: PosInt = 2, heads: PosInt = 4,
+        max_tokens: PosInt = 512, dropout: Rate = 0.1,
     ) -> None:
         super().__init__(dim, info)
         self.pad_id = info["pad_id"]

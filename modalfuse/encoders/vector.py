@@ -6,13 +6,16 @@ from typing import Any
 import torch
 
 from .base import ENCODERS, Encoder, mlp
+from ..options import Rate, Width
 
 
 @ENCODERS.register("vector_mlp")
 class VectorMLP(Encoder):
     """MLP (GELU, dropout) over a fixed-length feature vector."""
 
-    def __init__(self, dim: int, info: dict[str, Any], hidden: tuple[int, ...] = (256,), dropout: float = 0.2) -> None:
+    kinds = ("vector",)
+
+    def __init__(self, dim: int, info: dict[str, Any], hidden: tuple[Width, ...] = (256,), dropout: Rate = 0.2) -> None:
         super().__init__(dim, info)
         self.net = mlp([info["input_dim"], *hidden, dim], dropout)
 

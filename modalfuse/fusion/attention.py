@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .base import FUSIONS, Fusion, FusionOutput
+from ..options import PosInt
 
 
 @FUSIONS.register("attention")
@@ -12,7 +13,7 @@ class AttentionFusion(Fusion):
     """Transformer over one token per modality and a fusion token; missing modalities are key-masked."""
 
     def __init__(
-        self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, heads: int = 4, layers: int = 1,
+        self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, heads: PosInt = 4, layers: PosInt = 1,
     ) -> None:
         super().__init__(in_dims, out_dim, dropout)
         self.proj = nn.ModuleDict({m: nn.Linear(d, out_dim) for m, d in in_dims.items()})

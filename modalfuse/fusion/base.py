@@ -91,7 +91,7 @@ class Fusion(nn.Module):
         return torch.stack([masks[m] for m in self.modalities], dim=1).float()
 
 
-FUSIONS: Registry[Fusion] = Registry("fusion")
+FUSIONS: Registry[Fusion] = Registry("fusion", fixed=("in_dims", "out_dim", "dropout", "task"))
 
 
 def masked_mean(values: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .base import FUSIONS, Fusion, FusionOutput, masked_mean
+from ..options import PosInt
 
 
 class CrossBlock(nn.Module):
@@ -32,7 +33,7 @@ class CrossAttentionFusion(Fusion):
 
     consumes = "tokens"
 
-    def __init__(self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, heads: int = 4) -> None:
+    def __init__(self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, heads: PosInt = 4) -> None:
         super().__init__(in_dims, out_dim, dropout)
         self.proj = nn.ModuleDict({m: nn.Linear(d, out_dim) for m, d in in_dims.items()})
         self.type_embed = nn.ParameterDict({m: nn.Parameter(torch.randn(out_dim) * 0.02) for m in in_dims})

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from ..encoders.base import mlp
-from ..errors import ConfigError
 from .base import FUSIONS, Fusion, FusionOutput
+from ..options import NonNegInt, Width
 
 
 @FUSIONS.register("early")
@@ -17,9 +17,7 @@ class EarlyFusion(Fusion):
     so a linear head on it, with identity encoders, is a linear model on the raw features.
     """
 
-    def __init__(self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, hidden: int = 256, layers: int = 2) -> None:
-        if layers < 0:
-            raise ConfigError(f"model.fusion.options.layers must be >= 0, got {layers}")
+    def __init__(self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, hidden: Width = 256, layers: NonNegInt = 2) -> None:
         width = sum(in_dims.values()) + len(in_dims)
         super().__init__(in_dims, out_dim if layers else width, dropout)
         self.missing = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m, d in in_dims.items()})

@@ -12,6 +12,7 @@ from torch import nn
 from ..encoders.base import mlp
 from ..heads.evidential import evidence_to_alpha
 from .base import FUSIONS, Fusion, FusionOutput
+from ..options import Width
 
 
 def opinion(alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,9 +46,10 @@ class EvidentialFusion(Fusion):
 
     predicts = True
     head_kinds = {"classification": "evidential"}
+    tasks = ("classification",)
     default_aux_weight = 1.0
 
-    def __init__(self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, hidden: int = 64) -> None:
+    def __init__(self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, hidden: Width = 64) -> None:
         super().__init__(in_dims, out_dim, dropout)
         self.heads = nn.ModuleDict({m: mlp([d, hidden, out_dim], dropout) for m, d in in_dims.items()})
 

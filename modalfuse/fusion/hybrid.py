@@ -8,6 +8,7 @@ from torch import nn
 
 from ..encoders.base import mlp
 from .base import FUSIONS, Fusion, FusionOutput
+from ..options import Width
 
 
 @FUSIONS.register("hybrid")
@@ -19,7 +20,7 @@ class HybridFusion(Fusion):
 
     def __init__(
         self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, inner: str = "concat",
-        inner_dim: int = 128, inner_options: Optional[dict[str, Any]] = None, hidden: int = 64,
+        inner_dim: Width = 128, inner_options: Optional[dict[str, Any]] = None, hidden: Width = 64,
     ) -> None:
         super().__init__(in_dims, out_dim, dropout)
         self.inner = FUSIONS.create(inner, inner_options or {}, "model.fusion.options.inner", in_dims=in_dims, out_dim=inner_dim, dropout=dropout)

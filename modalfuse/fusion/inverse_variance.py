@@ -15,6 +15,7 @@ from torch import nn
 
 from ..encoders.base import mlp
 from .base import FUSIONS, Fusion, FusionOutput
+from ..options import PosInt, Width
 
 
 @FUSIONS.register("inverse_variance")
@@ -28,7 +29,7 @@ class InverseVarianceFusion(Fusion):
 
     def __init__(
         self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, task: str = "classification",
-        hidden: int = 64, noise_samples: int = 10,
+        hidden: Width = 64, noise_samples: PosInt = 10,
     ) -> None:
         super().__init__(in_dims, out_dim, dropout)
         self.regression = task == "regression"

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..encoders.base import mlp
 from .base import FUSIONS, Fusion, FusionOutput
+from ..options import Width
 
 
 @FUSIONS.register("late")
@@ -18,7 +19,7 @@ class LateFusion(Fusion):
     default_aux_weight = 1.0
 
     def __init__(
-        self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, hidden: int = 64,
+        self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, hidden: Width = 64,
         combine: Literal["mean", "learned"] = "mean",
     ) -> None:
         super().__init__(in_dims, out_dim, dropout)

@@ -9,13 +9,14 @@ import torch
 from torch import nn
 
 from .base import FUSIONS, Fusion, FusionOutput
+from ..options import PosInt
 
 
 @FUSIONS.register("low_rank")
 class LowRankFusion(Fusion):
     """LMF: per-modality rank-r factors, elementwise product across modalities, weighted sum over rank."""
 
-    def __init__(self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, rank: int = 4) -> None:
+    def __init__(self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, rank: PosInt = 4) -> None:
         super().__init__(in_dims, out_dim, dropout)
         self.factors = nn.ParameterDict(
             {m: nn.Parameter(torch.randn(rank, d + 1, out_dim) * (1.0 / (d + 1)) ** 0.5) for m, d in in_dims.items()}

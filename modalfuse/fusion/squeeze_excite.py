@@ -14,6 +14,7 @@ from torch import nn
 
 from ..data.batch import Batch
 from .base import FUSIONS, Fusion, FusionOutput, dense_inputs, encode_embeddings
+from ..options import NonNegInt, PosInt
 
 
 class MMTM(nn.Module):
@@ -39,8 +40,8 @@ class SqueezeExciteFusion(Fusion):
     """MMTM-style gating: joint squeeze of all modalities, per-modality channel gates, then concat."""
 
     def __init__(
-        self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, reduction: int = 4,
-        depths: Optional[list[int]] = None,
+        self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0, reduction: PosInt = 4,
+        depths: Optional[list[NonNegInt]] = None,
     ) -> None:
         super().__init__(in_dims, out_dim, dropout)
         self.mmtm = MMTM(in_dims, reduction)

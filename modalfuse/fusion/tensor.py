@@ -14,6 +14,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .base import FUSIONS, Fusion, FusionOutput
+from ..options import PosInt
 
 
 @FUSIONS.register("tensor")
@@ -22,7 +23,7 @@ class TensorFusion(Fusion):
 
     def __init__(
         self, in_dims: dict[str, int], out_dim: int, dropout: float = 0.0,
-        factor_dim: Optional[int] = None, max_size: int = 2**14,
+        factor_dim: Optional[PosInt] = None, max_size: PosInt = 2**14,
     ) -> None:
         super().__init__(in_dims, out_dim, dropout)
         m = len(in_dims)

@@ -1,6 +1,7 @@
-"""Task heads: binary, multiclass, max-margin (SVM), evidential (Dirichlet), regression, Gaussian regression (mean + variance)."""
+"""Task heads, one file each, created by name from ``HEADS``: binary, multiclass, margin (SVM), evidential
+(Dirichlet), regression, gaussian (mean + variance). ``default`` picks the task's plain head."""
 from ..errors import ConfigError
-from .base import Head
+from .base import HEADS, Head
 from .classification import BinaryHead, MulticlassHead
 from .evidential import EvidentialHead
 from .gaussian import GaussianHead
@@ -8,24 +9,26 @@ from .margin import MarginHead
 from .regression import RegressionHead
 
 
+def resolve_head(task: str, n_outputs: int, kind: str = "default") -> str:
+    """The registry name of the head for ``task``: ``kind``, or the task's plain head for ``default``."""
+    if kind == "default":
+        return "regression" if task == "regression" else ("binary" if n_outputs == 2 else "multiclass")
+    head_task = HEADS.get(kind).task
+    if head_task != task:
+        allowed = ["default"] + [n for n in HEADS.names() if HEADS.get(n).task == task]
+        raise ConfigError(f"model.head: {kind!r} does not apply to {task}; use one of {allowed}")
+    return kind
+
+
 def make_head(
-    task: str, n_outputs: int, in_dim: int | None, hidden: int, dropout: float, kind: str = "default", gaussian_beta: float = 0.0,
-    margin_l2: float = 0.0,
+    task: str, n_outputs: int, in_dim: int | None, hidden: int, dropout: float, kind: str = "default",
+    options: dict | None = None,
 ) -> Head:
-    """The head for a task and kind: binary/multiclass, margin or evidential; regression or gaussian."""
-    allowed = ("default", "gaussian") if task == "regression" else ("default", "margin", "evidential")
-    if kind not in allowed:
-        raise ConfigError(f"model.head: {kind!r} does not apply to {task}; use one of {list(allowed)}")
-    if task == "regression":
-        if kind == "gaussian":
-            return GaussianHead(in_dim, hidden, 1, dropout, gaussian_beta)
-        return RegressionHead(in_dim, hidden, 1, dropout)
-    if kind == "evidential":
-        return EvidentialHead(in_dim, hidden, n_outputs, dropout)
-    if kind == "margin":
-        return MarginHead(in_dim, hidden, n_outputs, dropout, margin_l2)
-    cls = BinaryHead if n_outputs == 2 else MulticlassHead
-    return cls(in_dim, hidden, n_outputs, dropout)
+    """The head ``kind`` (or the task's plain head) with its validated ``options``."""
+    name = resolve_head(task, n_outputs, kind)
+    n = 1 if task == "regression" else n_outputs
+    return HEADS.create(name, options or {}, "model.head", in_dim=in_dim, hidden=hidden, n_outputs=n, dropout=dropout)
 
 
-__all__ = ["Head", "BinaryHead", "MulticlassHead", "EvidentialHead", "GaussianHead", "MarginHead", "RegressionHead", "make_head"]
+__all__ = ["HEADS", "Head", "BinaryHead", "MulticlassHead", "EvidentialHead", "GaussianHead", "MarginHead", "RegressionHead",
+           "make_head", "resolve_head"]

@@ -4,11 +4,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from typing import ClassVar
+
 from ..encoders.base import mlp
+from ..registry import Registry
 
 
 class Head(nn.Module):
-    """``in_dim=None`` means the fusion already predicts (late fusion): no projection."""
+    """``in_dim=None`` means the fusion already predicts (late fusion): no projection.
+
+    Subclasses set ``task`` and register by name in ``HEADS``; their extra constructor keywords are
+    their typed options (``model.head_options``).
+    """
+
+    task: ClassVar[str]
 
     def __init__(self, in_dim: int | None, hidden: int, out_dim: int, dropout: float) -> None:
         super().__init__()
@@ -32,3 +41,6 @@ class Head(nn.Module):
     def average(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         """Combine the outputs of ensemble members or dropout passes (default: their mean)."""
         return outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(dim=0)
+
+
+HEADS: Registry[Head] = Registry("head", fixed=("in_dim", "hidden", "n_outputs", "dropout"))

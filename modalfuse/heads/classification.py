@@ -4,15 +4,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Head
+from .base import HEADS, Head
 
 
+@HEADS.register("binary")
 class BinaryHead(Head):
     """One logit; probability of the second class is its sigmoid."""
 
     task = "classification"
 
-    def __init__(self, in_dim: int | None, hidden: int, n_classes: int, dropout: float) -> None:
+    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float) -> None:
         super().__init__(in_dim, hidden, 1, dropout)
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -32,13 +33,14 @@ class BinaryHead(Head):
         return torch.logit(torch.stack([torch.sigmoid(o) for o in outputs]).mean(dim=0), eps=1e-7)
 
 
+@HEADS.register("multiclass")
 class MulticlassHead(Head):
     """Softmax over classes, cross-entropy loss."""
 
     task = "classification"
 
-    def __init__(self, in_dim: int | None, hidden: int, n_classes: int, dropout: float) -> None:
-        super().__init__(in_dim, hidden, n_classes, dropout)
+    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float) -> None:
+        super().__init__(in_dim, hidden, n_outputs, dropout)
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out, target.long())

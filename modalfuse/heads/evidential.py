@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Head
+from .base import HEADS, Head
+from ..options import NonNegInt
 
 
 def dirichlet_loss(alpha: torch.Tensor, target: torch.Tensor, kl_weight: float) -> torch.Tensor:
@@ -33,13 +34,14 @@ def evidence_to_alpha(logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(logits) + 1.0
 
 
+@HEADS.register("evidential")
 class EvidentialHead(Head):
     """Dirichlet output: the network's output is α; probability α/S, uncertainty u = K/S."""
 
     task = "classification"
 
-    def __init__(self, in_dim: int | None, hidden: int, n_classes: int, dropout: float, anneal_epochs: int = 10) -> None:
-        super().__init__(in_dim, hidden, n_classes, dropout)
+    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float, anneal_epochs: NonNegInt = 10) -> None:
+        super().__init__(in_dim, hidden, n_outputs, dropout)
         self.anneal_epochs = anneal_epochs
         self.epoch = 0
         self.from_logits = in_dim is not None

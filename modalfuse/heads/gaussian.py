@@ -4,15 +4,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Head
+from .base import HEADS, Head
+from typing import Annotated
+
+from pydantic import Field
 
 
+@HEADS.register("gaussian")
 class GaussianHead(Head):
     """Predicts mean and log-variance per sample; the loss is the Gaussian negative log-likelihood."""
 
     task = "regression"
 
-    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float, beta: float = 0.0) -> None:
+    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float, beta: Annotated[float, Field(ge=0, le=1)] = 0.0) -> None:
         super().__init__(in_dim, hidden, 2, dropout)
         self.beta = beta
 

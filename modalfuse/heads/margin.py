@@ -11,7 +11,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import HEADS
 from .classification import MulticlassHead
+from typing import Annotated
+
+from pydantic import Field
 
 
 def multiclass_hinge(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -21,11 +25,12 @@ def multiclass_hinge(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return margins.amax(dim=1).clamp(min=0.0)
 
 
+@HEADS.register("margin")
 class MarginHead(MulticlassHead):
     """Class scores trained with the multiclass hinge loss (an SVM head); ``l2`` weighs the weight penalty."""
 
-    def __init__(self, in_dim: int | None, hidden: int, n_classes: int, dropout: float, l2: float = 0.0) -> None:
-        super().__init__(in_dim, hidden, n_classes, dropout)
+    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float, l2: Annotated[float, Field(ge=0)] = 0.0) -> None:
+        super().__init__(in_dim, hidden, n_outputs, dropout)
         self.l2 = l2
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

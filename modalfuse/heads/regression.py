@@ -4,9 +4,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Head
+from .base import HEADS, Head
 
 
+@HEADS.register("regression")
 class RegressionHead(Head):
     """A single real-valued output trained with MSE."""
 
