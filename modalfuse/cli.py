@@ -133,14 +133,14 @@ def _predict_chunked(model, args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from .data.preprocessors import is_missing
+    from .kinds import is_missing
     from .errors import DataError
 
     source = Path(args.data)
     if source.suffix.lower() not in (".csv", ".tsv", ".txt") or not source.exists():
         raise DataError("--chunk-size streams CSV/TSV files only; give an existing .csv or .tsv file", table=source)
     base = source.resolve().parent
-    file_columns = [c for m in model.modalities if m.kind in ("image", "audio") for c in m.columns]
+    file_columns = [c for name, pre in model.preprocessors.items() if pre.file_cells for c in pre.config.columns]
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     parquet = out.suffix.lower() in (".parquet", ".pq")

@@ -6,82 +6,19 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
+from .options import parse_options
 
-Kind = Literal["image", "audio", "text", "tabular", "sequence", "vector", "graph"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-
-class ImageOptions(_Strict):
-    kind: Literal["image"] = "image"
-    size: tuple[int, int] = (32, 32)
-    channels: Literal[1, 3] = 1
-
-
-class AudioOptions(_Strict):
-    kind: Literal["audio"] = "audio"
-    sample_rate: int = Field(8000, gt=0)
-    max_seconds: float = Field(1.0, gt=0)
-
-
-class TextOptions(_Strict):
-    kind: Literal["text"] = "text"
-    max_tokens: int = Field(64, gt=0)
-    max_vocab: int = Field(20000, gt=1)
-    min_freq: int = Field(1, ge=1)
-    lowercase: bool = True
-    pretrained: Optional[str] = Field(
-        None, description="Hugging Face model name or folder; 'minilm' for the bundled MiniLM. Sets the tokenizer."
-    )
-    join_with: str = " . "
-
-
-class TabularOptions(_Strict):
-    kind: Literal["tabular"] = "tabular"
-    numeric: list[str] = Field(default_factory=list)
-    categorical: list[str] = Field(default_factory=list)
-    handle_unknown: Literal["error", "ignore"] = "error"
-
-
-class SequenceOptions(_Strict):
-    kind: Literal["sequence"] = "sequence"
-    alphabet: Optional[str] = Field(None, description="Allowed characters; fitted on the training data when unset.")
-    max_len: int = Field(1000, gt=0)
-    uppercase: bool = True
-
-
-class GraphOptions(_Strict):
-    kind: Literal["graph"] = "graph"
-    normalize: bool = Field(True, description="Scale each atom's feature vector to sum 1, as GraphDTA does.")
-
-
-class VectorOptions(_Strict):
-    kind: Literal["vector"] = "vector"
-    standardize: bool = True
-
-
-ModalityOptions = Annotated[
-    Union[ImageOptions, AudioOptions, TextOptions, TabularOptions, SequenceOptions, VectorOptions, GraphOptions],
-    Field(discriminator="kind"),
-]
-
-DEFAULT_ENCODER: dict[str, str] = {
-    "image": "image_cnn",
-    "audio": "audio_cnn",
-    "text": "text_cnn",
-    "tabular": "tabular_mlp",
-    "sequence": "sequence_cnn",
-    "vector": "vector_mlp",
-    "graph": "graph_gin",
-}
 
 
 class EncoderConfig(_Strict):
@@ -94,9 +31,9 @@ class ModalityConfig(_Strict):
     """One input modality: its name, kind, source column(s), preprocessing and encoder."""
 
     name: str
-    kind: Kind
+    kind: str = Field(description="A registered modality kind (`modalfuse kinds`): image, audio, text, tabular, sequence, vector, graph, ...")
     columns: list[str] = Field(default_factory=list, description="Source columns; defaults to [name].")
-    options: Optional[ModalityOptions] = None
+    options: Optional[Any] = Field(None, description="The kind's options (`modalfuse schema` lists them per kind).")
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     dedupe: Optional[bool] = Field(
         None,
@@ -107,29 +44,39 @@ class ModalityConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _fill(cls, data: Any) -> Any:
-        if isinstance(data, dict):
+        if isinstance(data, dict) and isinstance(data.get("kind"), str):
             data = dict(data)
+            from .kinds import KINDS
+
+            kind = _as_value_error(KINDS.get, data["kind"], key="kind")
             opts = data.get("options")
-            if isinstance(opts, dict) and "kind" not in opts and "kind" in data:
-                data["options"] = {**opts, "kind": data["kind"]}
+            if opts is None:
+                opts = {}
+            if isinstance(opts, BaseModel):
+                opts = opts.model_dump()
+            if isinstance(opts, dict):
+                if opts.get("kind", data["kind"]) != data["kind"]:
+                    raise ValueError(f"options: options are for kind {opts['kind']!r} but the modality is {data['kind']!r}")
+                data["options"] = _as_value_error(parse_options, kind.Options, {**opts, "kind": data["kind"]}, "options", f"kind {data['kind']!r}")
         return data
 
     @model_validator(mode="after")
     def _defaults(self) -> "ModalityConfig":
-        if self.options is None:
-            self.options = _OPTION_TYPES[self.kind]()
-        if self.options.kind != self.kind:
-            raise ValueError(f"options are for kind {self.options.kind!r} but the modality is {self.kind!r}")
+        from .kinds import KINDS
+
+        kind = KINDS.get(self.kind)
+        if not isinstance(self.options, kind.Options):
+            raise ValueError(f"options: expected the options of kind {self.kind!r}, got {type(self.options).__name__}")
         if not self.columns:
-            if isinstance(self.options, TabularOptions):
+            if self.kind == "tabular":
                 self.columns = [*self.options.numeric, *self.options.categorical]
             else:
                 self.columns = [self.name]
-        if isinstance(self.options, TabularOptions) and not (self.options.numeric or self.options.categorical):
+        if self.kind == "tabular" and not (self.options.numeric or self.options.categorical):
             self.options.numeric = list(self.columns)
         if self.encoder.name is None:
-            pretrained_text = isinstance(self.options, TextOptions) and self.options.pretrained
-            self.encoder.name = "pretrained_text" if pretrained_text else DEFAULT_ENCODER[self.kind]
+            pretrained_text = self.kind == "text" and self.options.pretrained
+            self.encoder.name = "pretrained_text" if pretrained_text else kind.default_encoder
         self._check_encoder()
         return self
 
@@ -161,16 +108,6 @@ def _as_value_error(fn, *args, key: Optional[str] = None, rename: tuple[str, str
             lines.append(text if key is None or _RELATIVE_KEY.match(text) else f"{key}: {text}")
         raise ValueError("\n".join(lines)) from None
 
-
-_OPTION_TYPES = {
-    "image": ImageOptions,
-    "audio": AudioOptions,
-    "text": TextOptions,
-    "tabular": TabularOptions,
-    "sequence": SequenceOptions,
-    "vector": VectorOptions,
-    "graph": GraphOptions,
-}
 
 
 class FusionConfig(_Strict):
@@ -375,7 +312,7 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = current.model_fields.get(part)
             if field is None:
-                current = _OPTION_TYPES.get(part)
+                current = None
                 continue
             current = _inner_model(field.annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
@@ -395,7 +332,7 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-_RELATIVE_KEY = __import__("re").compile(r"^((?:encoder|options|head|head_options|name)(?:\.[\w\[\]]+)*): ")
+_RELATIVE_KEY = __import__("re").compile(r"^((?:encoder|options|head|head_options|name|kind)(?:\.[\w\[\]]+)*): ")
 
 
 def _name_of(e: dict[str, Any], part: Any) -> str:
@@ -460,3 +397,16 @@ def load_config(path: str | Path) -> Config:
         if value and not Path(value).is_absolute():
             setattr(cfg.data, attr, str(base / value))
     return cfg
+
+
+_KIND_OPTIONS = {"ImageOptions": "image", "AudioOptions": "audio", "TextOptions": "text", "TabularOptions": "tabular",
+                 "SequenceOptions": "sequence", "VectorOptions": "vector", "GraphOptions": "graph"}
+
+
+def __getattr__(name: str) -> Any:
+    """The kinds' options models, importable from here as before (each now lives in its kind's module)."""
+    if name in _KIND_OPTIONS:
+        from .kinds import KINDS
+
+        return KINDS.get(_KIND_OPTIONS[name]).Options
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

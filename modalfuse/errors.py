@@ -57,3 +57,17 @@ class DataError(ModalfuseError):
             table=self.table or table,
             file=self.file,
         )
+
+
+class RequestError(ModalfuseError, ValueError):
+    """A request field is invalid: ``field`` names it (``records[0].pixels``), ``expected`` says what fits."""
+
+    def __init__(self, field: str, message: str, expected: str | None = None) -> None:
+        self.field, self.message, self.expected = field, message, expected
+        super().__init__(f"{field}: {message}")
+
+    def to_dict(self) -> dict:
+        out = {"field": self.field, "message": self.message}
+        if self.expected:
+            out["expected"] = self.expected
+        return out

@@ -53,16 +53,21 @@ def options_model(cls: type, fixed: tuple[str, ...] = ()) -> type[BaseModel]:
     return _CACHE[key]
 
 
-def validate_options(model: type[BaseModel], options: dict[str, Any], where: str, label: str = "the component") -> dict[str, Any]:
-    """``options`` checked against ``model``: the values to pass on (only those given), or a one-line-per-problem error."""
+def parse_options(model: type[BaseModel], options: dict[str, Any], where: str, label: str = "the component") -> BaseModel:
+    """``options`` as an instance of ``model``, or a ConfigError with one line per problem."""
     from .errors import ConfigError
 
     if not isinstance(options, dict):
         raise ConfigError(f"{where}: expected a mapping of options, got {type(options).__name__}")
     try:
-        checked = model.model_validate(options)
+        return model.model_validate(options)
     except ValidationError as err:
         raise ConfigError("\n".join(describe_error(e, where, list(model.model_fields), label) for e in err.errors())) from None
+
+
+def validate_options(model: type[BaseModel], options: dict[str, Any], where: str, label: str = "the component") -> dict[str, Any]:
+    """``options`` checked against ``model``: the values to pass on (only those given, coerced to their types)."""
+    checked = parse_options(model, options, where, label)
     return {k: getattr(checked, k) for k in options}
 
 

@@ -31,9 +31,6 @@ def _error(data: dict) -> str:
         ({**BASE, "model": {"head_hiden": 3}}, "model.head_hiden", "head_hidden"),
         ({**BASE, "modalities": [{"name": "p", "kind": "image", "colums": ["a"]}]}, "modalities.0.colums", "columns"),
         ({**BASE, "modalities": [{"name": "p", "kind": "image", "encoder": {"dimm": 3}}]}, "modalities.0.encoder.dimm", "dim"),
-        ({**BASE, "modalities": [{"name": "p", "kind": "image", "options": {"sise": [8, 8]}}]}, "modalities.0.options.image.sise", "size"),
-        ({**BASE, "modalities": [{"name": "t", "kind": "tabular", "options": {"numerc": ["a"]}}]}, "modalities.0.options.tabular.numerc", "numeric"),
-        ({**BASE, "modalities": [{"name": "a", "kind": "audio", "options": {"sample_rat": 8000}}]}, "modalities.0.options.audio.sample_rat", "sample_rate"),
     ],
 )
 def test_unknown_key_did_you_mean(data, key, suggestion) -> None:
@@ -41,6 +38,20 @@ def test_unknown_key_did_you_mean(data, key, suggestion) -> None:
     assert f"{key}: unknown key" in text
     assert f"did you mean {suggestion!r}?" in text
     assert "allowed:" in text
+
+
+@pytest.mark.parametrize(
+    "modality,key,suggestion",
+    [
+        ({"name": "p", "kind": "image", "options": {"sise": [8, 8]}}, "sise", "size"),
+        ({"name": "t", "kind": "tabular", "options": {"numerc": ["a"]}}, "numerc", "numeric"),
+        ({"name": "a", "kind": "audio", "options": {"sample_rat": 8000}}, "sample_rat", "sample_rate"),
+    ],
+)
+def test_unknown_kind_option_did_you_mean(modality, key, suggestion) -> None:
+    """A kind's options are its own typed model: the error names the modality, the kind and the closest option."""
+    text = _error({**BASE, "modalities": [modality]})
+    assert f"modalities.{modality['name']}.options: kind {modality['kind']!r} has no option {key!r}; did you mean {suggestion!r}?" in text
 
 
 def test_unknown_key_without_close_match_lists_allowed() -> None:
@@ -56,8 +67,8 @@ def test_unknown_key_without_close_match_lists_allowed() -> None:
         ({**BASE, "train": {"lr": -1}}, "train.lr"),
         ({**BASE, "model": {"dropout": "high"}}, "model.dropout"),
         ({**BASE, "data": {"train": "t.csv", "on_error": "ignore"}}, "data.on_error"),
-        ({**BASE, "modalities": [{"name": "p", "kind": "image", "options": {"channels": 2}}]}, "modalities.0.options.image.channels"),
-        ({**BASE, "modalities": [{"name": "p", "kind": "picture"}]}, "modalities.0.kind"),
+        ({**BASE, "modalities": [{"name": "p", "kind": "image", "options": {"channels": 2}}]}, "modalities.p.options.channels"),
+        ({**BASE, "modalities": [{"name": "p", "kind": "picture"}]}, "modalities.p.kind"),
         ({**BASE, "modalities": "image"}, "modalities"),
     ],
 )

@@ -12,8 +12,8 @@ from modalfuse import DataError, MultimodalModel
 from modalfuse.config import ModalityConfig
 from modalfuse.data import featurize, make_preprocessor
 from modalfuse.data.cache import FeatureCache
-from modalfuse.data.preprocessors.audio import AudioPreprocessor
-from modalfuse.data.preprocessors.image import ImagePreprocessor
+from modalfuse.kinds.audio import AudioPreprocessor
+from modalfuse.kinds.image import ImagePreprocessor
 from modalfuse.data.readers import read_table
 
 NO_TRAIN = {"progress": False, "max_epochs": 1}

@@ -13,7 +13,7 @@ from modalfuse.api import MultimodalModel  # noqa: E402
 from modalfuse.config import FusionConfig, ModalityConfig, ModelConfig, SequenceOptions, TrainConfig  # noqa: E402
 from modalfuse.data import featurize, make_preprocessor  # noqa: E402
 from modalfuse.data.entities import GraphSet, Indexed  # noqa: E402
-from modalfuse.data.preprocessors.graph import NODE_FEATURES, smiles_to_graph  # noqa: E402
+from modalfuse.kinds.graph import NODE_FEATURES, smiles_to_graph  # noqa: E402
 from modalfuse.data.target import TargetEncoder  # noqa: E402
 from modalfuse.errors import DataError  # noqa: E402
 from modalfuse.evaluate.metrics import concordance_index, regression_metrics  # noqa: E402

@@ -24,7 +24,7 @@ from .. import __version__
 from ..api import _item_key, _validated
 from ..config import AlignConfig, ModalityConfig, TrainConfig
 from ..data import Batch, Features, SkipReport, featurize, make_preprocessor
-from ..data.preprocessors import is_missing
+from ..kinds import is_missing
 from ..data.cache import FeatureCache
 from ..data.readers import as_frame
 from ..encoders import ENCODERS, build_encoder

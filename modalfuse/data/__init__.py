@@ -1,7 +1,7 @@
-"""Data layer: modality preprocessors, feature cache, batches with presence masks."""
+"""Data layer: tables in, feature cache, datasets and batches with presence masks (kinds live in ``modalfuse.kinds``)."""
 from .batch import Batch
 from .dataset import Features, SkipReport, featurize
-from .preprocessors import PREPROCESSORS, Preprocessor, make_preprocessor
+from ..kinds import Preprocessor, make_preprocessor
 from .target import TargetEncoder, infer_task
 
-__all__ = ["Batch", "Features", "SkipReport", "featurize", "PREPROCESSORS", "Preprocessor", "make_preprocessor", "TargetEncoder", "infer_task"]
+__all__ = ["Batch", "Features", "SkipReport", "featurize", "Preprocessor", "make_preprocessor", "TargetEncoder", "infer_task"]

@@ -15,7 +15,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from ..errors import DataError
-from .preprocessors.base import is_missing, resolve_path
+from ..kinds.base import is_missing, resolve_path
 
 CACHE_VERSION = 1
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .preprocessors.base import is_missing
+from ..kinds.base import is_missing
 
 Task = Literal["classification", "regression"]
 

@@ -30,7 +30,8 @@ from .. import __version__
 from ..errors import ModalfuseError
 from .batcher import MicroBatcher
 from .bundle import BundleError, load_bundle
-from .engine import Engine, RequestError
+from ..errors import RequestError
+from .engine import Engine
 from .metrics import Metrics
 
 
@@ -187,7 +188,7 @@ def create_app(source: Any, settings: Optional[ServeSettings] = None, card: Opti
     metrics = Metrics()
     executor = ThreadPoolExecutor(1, thread_name_prefix="modalfuse-infer", initializer=set_threads)
     batcher = MicroBatcher(lambda enc: engine.predict(enc), settings.max_batch, settings.max_wait_ms, executor, metrics.batch)
-    heavy = any(p.kind in ("image", "audio") for p in engine.preprocessors.values())
+    heavy = any(p.file_cells for p in engine.preprocessors.values())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -252,17 +253,17 @@ def create_app(source: Any, settings: Optional[ServeSettings] = None, card: Opti
             for key, value in form.multi_items():
                 if key not in engine.preprocessors:
                     raise RequestError(key, "unknown modality", f"one of {engine.names}")
-                kind = engine.preprocessors[key].kind
+                pre = engine.preprocessors[key]
                 if hasattr(value, "read"):
                     data = await value.read()
-                    if kind not in ("image", "audio"):
+                    if not pre.file_cells:
                         value = data.decode("utf-8", errors="replace")
                     else:
                         record[key] = data
                         continue
-                elif kind in ("image", "audio"):
-                    raise RequestError(key, "expected a file upload", "an image/audio file part")
-                if kind in ("vector", "tabular"):
+                elif pre.file_cells:
+                    raise RequestError(key, "expected a file upload", f"a {pre.kind} file part")
+                if pre.json_parts:
                     try:
                         value = json.loads(value)
                     except ValueError:

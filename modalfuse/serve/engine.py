@@ -6,9 +6,6 @@ memory (nothing is written to disk).
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -17,23 +14,9 @@ import torch
 
 from ..data.batch import Batch
 from ..data.dataset import Features, SkipReport
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, RequestError
 
 MISSING = object()
-
-
-class RequestError(ValueError):
-    """A request field is invalid: ``field`` names it (``records[0].pixels``), ``expected`` says what fits."""
-
-    def __init__(self, field: str, message: str, expected: Optional[str] = None) -> None:
-        self.field, self.message, self.expected = field, message, expected
-        super().__init__(f"{field}: {message}")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {"field": self.field, "message": self.message}
-        if self.expected:
-            out["expected"] = self.expected
-        return out
 
 
 @dataclass
@@ -51,28 +34,6 @@ class Encoded:
         names = parts[0].inputs.keys()
         return Encoded({n: np.concatenate([p.inputs[n] for p in parts]) for n in names},
                        {n: np.concatenate([p.masks[n] for p in parts]) for n in names})
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _finite_numbers(values: list) -> bool:
-    """Every item a plain int or float (not bool) that is finite as a float: one vectorised check."""
-    if not all(type(x) is float or type(x) is int for x in values):
-        return False
-    try:
-        return bool(np.isfinite(np.asarray(values, dtype=np.float64)).all())
-    except OverflowError:
-        return False
-
-
-def _finite(value: Any) -> bool:
-    """A finite number that fits a float (huge JSON integers overflow)."""
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
 
 
 class Engine:
@@ -93,27 +54,8 @@ class Engine:
 
     # ------------------------------------------------------------------ schema
     def schema(self) -> dict[str, Any]:
-        """Per-modality input description, for /metadata."""
-        out = {}
-        for name, pre in self.preprocessors.items():
-            kind, opts = pre.kind, pre.options
-            item: dict[str, Any] = {"kind": kind, "columns": list(pre.config.columns), "optional": True}
-            if kind == "vector":
-                item.update(type="array of numbers", length=pre.dim if len(pre.config.columns) == 1 else len(pre.config.columns))
-            elif kind in ("text", "sequence"):
-                item.update(type="string")
-                if kind == "sequence":
-                    item.update(alphabet=pre.alphabet, max_len=opts.max_len)
-            elif kind == "tabular":
-                item.update(type="object", numeric=list(pre.numeric),
-                            categorical={c: list(cats) for c, cats in zip(pre.categorical, pre.categories)},
-                            handle_unknown=opts.handle_unknown)
-            elif kind == "image":
-                item.update(type="string (base64 image file bytes: PNG, JPEG, ...)", size=list(opts.size), channels=opts.channels)
-            elif kind == "audio":
-                item.update(type="string (base64 audio file bytes: WAV, FLAC, OGG)", sample_rate=opts.sample_rate, max_seconds=opts.max_seconds)
-            out[name] = item
-        return out
+        """Per-modality input description, for /metadata (each kind describes itself)."""
+        return {name: pre.schema() for name, pre in self.preprocessors.items()}
 
     def outputs(self) -> dict[str, Any]:
         m = self.model
@@ -163,7 +105,7 @@ class Engine:
         return out
 
     def _encode_value(self, pre, value: Any, field: str) -> Optional[np.ndarray]:
-        cells = self._cells(pre, value, field)
+        cells = pre.request_cells(value, field)
         try:
             decoded = pre.decode(cells, None)
             if decoded is None:
@@ -175,70 +117,6 @@ class Engine:
         if encoded.dtype.kind == "f" and not np.isfinite(encoded).all():
             raise RequestError(field, "values out of range: the encoded input is not finite", "numbers of moderate magnitude")
         return encoded
-
-    def _cells(self, pre, value: Any, field: str) -> tuple:
-        kind, columns = pre.kind, pre.config.columns
-        if kind == "vector":
-            return self._vector_cells(pre, value, field)
-        if kind in ("text", "sequence"):
-            if isinstance(value, str):
-                return (value,) + (None,) * (len(columns) - 1)
-            if isinstance(value, dict) and len(columns) > 1:
-                bad = [k for k in value if k not in columns]
-                if bad:
-                    raise RequestError(f"{field}.{bad[0]}", "unknown column", f"one of {columns}")
-                for k, v in value.items():
-                    if v is not None and not isinstance(v, str):
-                        raise RequestError(f"{field}.{k}", f"expected a string, got {type(v).__name__}")
-                return tuple(value.get(c) for c in columns)
-            raise RequestError(field, f"expected a string, got {type(value).__name__}", "a string")
-        if kind == "tabular":
-            if not isinstance(value, dict):
-                raise RequestError(field, f"expected an object of column values, got {type(value).__name__}", f"an object with keys among {columns}")
-            bad = [k for k in value if k not in columns]
-            if bad:
-                raise RequestError(f"{field}.{bad[0]}", "unknown column", f"one of {columns}")
-            cells = []
-            for c in columns:
-                v = value.get(c)
-                if c in pre.numeric:
-                    if v is not None and not _is_number(v):
-                        raise RequestError(f"{field}.{c}", f"expected a number or null, got {_short(v)}", "a number")
-                    if v is not None and not _finite(v):
-                        raise RequestError(f"{field}.{c}", f"expected a finite number, got {v!r} (use null for missing)", "a finite number")
-                elif v is not None and not (isinstance(v, str) or _is_number(v)):
-                    raise RequestError(f"{field}.{c}", f"expected a category (string or number) or null, got {type(v).__name__}")
-                elif _is_number(v) and not _finite(v):
-                    raise RequestError(f"{field}.{c}", f"expected a category, got {v!r} (use null for missing)")
-                cells.append(v)
-            return tuple(cells)
-        if kind in ("image", "audio"):
-            return (_b64(value, field),)
-        raise RequestError(field, f"modality kind {kind!r} is not servable")
-
-    def _vector_cells(self, pre, value: Any, field: str) -> tuple:
-        columns = pre.config.columns
-        expected_len = pre.dim if len(columns) == 1 else len(columns)
-        expect = f"a list of {expected_len} finite numbers"
-        if not isinstance(value, list):
-            raise RequestError(field, f"expected a list of numbers, got {type(value).__name__}", expect)
-        if not value:
-            raise RequestError(field, "the vector is empty (omit the field or send null for a missing modality)", expect)
-        if not _finite_numbers(value):  # find and name the first bad entry
-            for j, x in enumerate(value):
-                if not _is_number(x):
-                    raise RequestError(f"{field}[{j}]", f"expected a number, got {_short(x)}", expect)
-                if not _finite(x):
-                    raise RequestError(f"{field}[{j}]", f"expected a finite number, got {_short(x)}", expect)
-        if expected_len and len(value) != expected_len:
-            raise RequestError(field, f"wrong vector length: expected {expected_len} numbers, got {len(value)}", expect)
-        try:
-            array = np.asarray(value, dtype=np.float32)
-        except OverflowError:
-            array = np.full(1, np.inf, dtype=np.float32)
-        if not np.isfinite(array).all():
-            raise RequestError(field, "values out of range for float32", expect)
-        return (array,) if len(columns) == 1 else tuple(float(x) for x in value)
 
     # ------------------------------------------------------------------ inference
     def _features(self, enc: Encoded) -> Features:
@@ -311,23 +189,3 @@ class Engine:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _b64(value: Any, field: str) -> bytes:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if not isinstance(value, str):
-        raise RequestError(field, f"expected a base64 string of file bytes, got {type(value).__name__}", "base64-encoded file bytes")
-    text = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise RequestError(field, "not valid base64", "base64-encoded file bytes") from None
-    if not data:
-        raise RequestError(field, "empty file", "base64-encoded file bytes")
-    return data

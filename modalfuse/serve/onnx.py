@@ -52,18 +52,7 @@ def example_inputs(model, n: int = 3, seed: int = 0) -> list[torch.Tensor]:
     tensors = []
     names = list(model.preprocessors)
     for i, (name, pre) in enumerate(model.preprocessors.items()):
-        empty = torch.from_numpy(pre.empty())
-        if empty.dtype == torch.int64:
-            high = max(2, int(pre.encoder_info().get("vocab_size", 2)))
-            x = torch.randint(0, high, (n, *empty.shape), generator=g)
-        elif pre.kind == "tabular":
-            x = torch.randn(n, *empty.shape, generator=g)
-            k = len(pre.numeric)
-            x[:, k:2 * k] = 0.0
-            for j, card in enumerate(pre.encoder_info()["cardinalities"]):
-                x[:, 2 * k + j] = torch.randint(0, card, (n,), generator=g).float()
-        else:
-            x = torch.randn(n, *empty.shape, generator=g)
+        x = pre.example(n, g)
         mask = torch.ones(n, dtype=torch.bool)
         if len(names) > 1 and n > 1:
             mask[(i + 1) % n] = False  # a different row misses each modality
@@ -74,10 +63,10 @@ def example_inputs(model, n: int = 3, seed: int = 0) -> list[torch.Tensor]:
 def export_onnx(model, path: str | Path, opset: int = 17, check: bool = True, atol: float = 1e-4) -> dict[str, Any]:
     """Write ``path`` and, when onnxruntime is installed, check it against PyTorch (max abs diff < ``atol``)."""
     path = Path(path)
-    audio = [m.name for m in model.modalities if m.kind == "audio"]
-    if audio:
-        raise OnnxExportError(f"ONNX export does not support audio modalities ({audio}): the log-mel front end uses a complex "
-                              "STFT that the TorchScript ONNX exporter cannot express; serve such models with `modalfuse serve`")
+    for name, pre in model.preprocessors.items():
+        if pre.onnx_unsupported:
+            raise OnnxExportError(f"ONNX export does not support {pre.kind} modalities ({name!r}): {pre.onnx_unsupported}; "
+                                  "serve such models with `modalfuse serve`")
     if len(getattr(model, "members", [])) > 1:
         raise OnnxExportError(f"ONNX export covers single networks; this model is an ensemble of {len(model.members)} members")
     wrapper = OnnxWrapper(model).eval()

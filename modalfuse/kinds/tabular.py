@@ -7,16 +7,30 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from ...errors import DataError
-from .base import Preprocessor, is_missing
+from ..errors import DataError
+from .base import KINDS, KindOptions, Preprocessor, is_missing
+from ..errors import RequestError
+from .request import finite, is_number, short
 
 
+class TabularOptions(KindOptions):
+    kind: Literal["tabular"] = "tabular"
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    handle_unknown: Literal["error", "ignore"] = "error"
+
+
+@KINDS.register("tabular")
 class TabularPreprocessor(Preprocessor):
     kind = "tabular"
+    Options = TabularOptions
+    default_encoder = "tabular_mlp"
+    json_parts = True
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -24,7 +38,7 @@ class TabularPreprocessor(Preprocessor):
         self.categorical = list(self.options.categorical)
         unknown = sorted(set(self.numeric + self.categorical) - set(config.columns))
         if unknown:
-            from ...errors import ConfigError
+            from ..errors import ConfigError
 
             raise ConfigError(f"modalities.{config.name}: columns {unknown} are listed as numeric/categorical but not in columns")
         self._pos = {c: config.columns.index(c) for c in self.numeric + self.categorical}
@@ -94,6 +108,43 @@ class TabularPreprocessor(Preprocessor):
         self.mean, self.std, self.categories = state["mean"], state["std"], state["categories"]
         self._maps = [{c: i + 1 for i, c in enumerate(cats)} for cats in self.categories]
         super().load_state_dict(state)
+
+    def schema(self) -> dict[str, Any]:
+        return {**super().schema(), "type": "object", "numeric": list(self.numeric),
+                "categorical": {c: list(cats) for c, cats in zip(self.categorical, self.categories)},
+                "handle_unknown": self.options.handle_unknown}
+
+    def request_cells(self, value: Any, field: str) -> tuple:
+        columns = self.config.columns
+        if not isinstance(value, dict):
+            raise RequestError(field, f"expected an object of column values, got {type(value).__name__}", f"an object with keys among {columns}")
+        bad = [k for k in value if k not in columns]
+        if bad:
+            raise RequestError(f"{field}.{bad[0]}", "unknown column", f"one of {columns}")
+        cells = []
+        for c in columns:
+            v = value.get(c)
+            if c in self.numeric:
+                if v is not None and not is_number(v):
+                    raise RequestError(f"{field}.{c}", f"expected a number or null, got {short(v)}", "a number")
+                if v is not None and not finite(v):
+                    raise RequestError(f"{field}.{c}", f"expected a finite number, got {v!r} (use null for missing)", "a finite number")
+            elif v is not None and not (isinstance(v, str) or is_number(v)):
+                raise RequestError(f"{field}.{c}", f"expected a category (string or number) or null, got {type(v).__name__}")
+            elif is_number(v) and not finite(v):
+                raise RequestError(f"{field}.{c}", f"expected a category, got {v!r} (use null for missing)")
+            cells.append(v)
+        return tuple(cells)
+
+    def example(self, n: int, generator):
+        import torch
+
+        x = super().example(n, generator)
+        k = len(self.numeric)
+        x[:, k:2 * k] = 0.0  # the missing-value flags of numeric columns
+        for j, card in enumerate(self.encoder_info()["cardinalities"]):
+            x[:, 2 * k + j] = torch.randint(0, card, (n,), generator=generator).float()
+        return x
 
 
 def _category(cell: Any) -> str:

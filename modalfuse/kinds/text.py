@@ -4,19 +4,36 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional
 
 import numpy as np
+from pydantic import Field
 
-from ...hub import resolve_pretrained
-from .base import Preprocessor, is_missing
+from ..hub import resolve_pretrained
+from .base import KINDS, KindOptions, Preprocessor, is_missing
+from .request import string_cells
 
 _TOKEN = re.compile(r"[\w']+|[^\w\s]")
 PAD, UNK = 0, 1
 
 
+class TextOptions(KindOptions):
+    kind: Literal["text"] = "text"
+    max_tokens: int = Field(64, gt=0)
+    max_vocab: int = Field(20000, gt=1)
+    min_freq: int = Field(1, ge=1)
+    lowercase: bool = True
+    pretrained: Optional[str] = Field(
+        None, description="Hugging Face model name or folder; 'minilm' for the bundled MiniLM. Sets the tokenizer."
+    )
+    join_with: str = " . "
+
+
+@KINDS.register("text")
 class TextPreprocessor(Preprocessor):
     kind = "text"
+    Options = TextOptions
+    default_encoder = "text_cnn"
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -78,3 +95,9 @@ class TextPreprocessor(Preprocessor):
             self.vocab = list(state["vocab"])
             self._index = {t: i for i, t in enumerate(self.vocab)}
         super().load_state_dict(state)
+
+    def schema(self) -> dict[str, Any]:
+        return {**super().schema(), "type": "string"}
+
+    def request_cells(self, value: Any, field: str) -> tuple:
+        return string_cells(self.config.columns, value, field)

@@ -2,18 +2,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional
 
 import numpy as np
+from pydantic import Field
 
-from ...errors import DataError
-from .base import Preprocessor
+from ..errors import DataError
+from .base import KINDS, KindOptions, Preprocessor
+from .request import string_cells
 
 PAD = 0
 
 
+class SequenceOptions(KindOptions):
+    kind: Literal["sequence"] = "sequence"
+    alphabet: Optional[str] = Field(None, description="Allowed characters; fitted on the training data when unset.")
+    max_len: int = Field(1000, gt=0)
+    uppercase: bool = True
+
+
+@KINDS.register("sequence")
 class SequencePreprocessor(Preprocessor):
     kind = "sequence"
+    Options = SequenceOptions
+    default_encoder = "sequence_cnn"
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -53,3 +65,9 @@ class SequencePreprocessor(Preprocessor):
         self.alphabet = state["alphabet"]
         self._index = {c: i + 1 for i, c in enumerate(self.alphabet)}
         super().load_state_dict(state)
+
+    def schema(self) -> dict[str, Any]:
+        return {**super().schema(), "type": "string", "alphabet": self.alphabet, "max_len": self.options.max_len}
+
+    def request_cells(self, value: Any, field: str) -> tuple:
+        return string_cells(self.config.columns, value, field)

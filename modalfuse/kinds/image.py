@@ -3,19 +3,30 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from ...errors import DataError
-from .base import Preprocessor, resolve_path
+from ..errors import DataError
+from .base import KINDS, KindOptions, Preprocessor, resolve_path
+from .request import file_bytes
 
 
+class ImageOptions(KindOptions):
+    kind: Literal["image"] = "image"
+    size: tuple[int, int] = (32, 32)
+    channels: Literal[1, 3] = 1
+
+
+@KINDS.register("image")
 class ImagePreprocessor(Preprocessor):
     kind = "image"
+    Options = ImageOptions
+    default_encoder = "image_cnn"
+    file_cells = True
     cacheable = True
 
     def __init__(self, config) -> None:
@@ -67,6 +78,13 @@ class ImagePreprocessor(Preprocessor):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.mean, self.std = state["mean"], state["std"]
         super().load_state_dict(state)
+
+    def schema(self) -> dict[str, Any]:
+        return {**super().schema(), "type": "string (base64 image file bytes: PNG, JPEG, ...)",
+                "size": list(self.options.size), "channels": self.options.channels}
+
+    def request_cells(self, value: Any, field: str) -> tuple:
+        return (file_bytes(value, field),)
 
 
 def _array_to_chw(value: np.ndarray, channels: int) -> np.ndarray:

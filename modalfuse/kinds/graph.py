@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from ...errors import DataError
-from ..entities import GraphSet
-from .base import Preprocessor
+from ..errors import DataError
+from .base import KINDS, KindOptions, Preprocessor
 
 #: GraphDTA's element list; anything else maps to "Unknown"
 ELEMENTS = (
@@ -59,10 +59,19 @@ def smiles_to_graph(smiles: str, normalize: bool = True) -> dict[str, np.ndarray
     return {"x": x, "edge_index": np.ascontiguousarray(edges)}
 
 
+class GraphOptions(KindOptions):
+    kind: Literal["graph"] = "graph"
+    normalize: bool = Field(True, description="Scale each atom's feature vector to sum 1, as GraphDTA does.")
+
+
+@KINDS.register("graph")
 class GraphPreprocessor(Preprocessor):
     """SMILES strings → molecular graphs; each distinct molecule is parsed once per table."""
 
     kind = "graph"
+    Options = GraphOptions
+    default_encoder = "graph_gin"
+    onnx_unsupported = "graph batches have data-dependent shapes"
     indexed = True
 
     def _decode(self, cells: tuple[Any, ...], base_dir: Path | None) -> dict[str, np.ndarray]:
@@ -74,7 +83,9 @@ class GraphPreprocessor(Preprocessor):
     def empty(self) -> dict[str, np.ndarray]:
         return {"x": np.zeros((0, NODE_FEATURES), np.float32), "edge_index": np.zeros((2, 0), np.int64)}
 
-    def stack(self, values: list[dict[str, np.ndarray]]) -> GraphSet:
+    def stack(self, values: list[dict[str, np.ndarray]]):
+        from ..data.entities import GraphSet  # the data layer sits below the kinds: imported when used
+
         return GraphSet.from_arrays(values, NODE_FEATURES)
 
     def encoder_info(self) -> dict[str, Any]:

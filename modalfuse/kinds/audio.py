@@ -9,17 +9,30 @@ import io
 import struct
 from math import gcd
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
+from pydantic import Field
 import soundfile as sf
 
-from ...errors import DataError
-from .base import Preprocessor, resolve_path
+from ..errors import DataError
+from .base import KINDS, KindOptions, Preprocessor, resolve_path
+from .request import file_bytes
 
 
+class AudioOptions(KindOptions):
+    kind: Literal["audio"] = "audio"
+    sample_rate: int = Field(8000, gt=0)
+    max_seconds: float = Field(1.0, gt=0)
+
+
+@KINDS.register("audio")
 class AudioPreprocessor(Preprocessor):
     kind = "audio"
+    Options = AudioOptions
+    default_encoder = "audio_cnn"
+    file_cells = True
+    onnx_unsupported = "the log-mel front end uses a complex STFT that the TorchScript ONNX exporter cannot express"
     cacheable = True
 
     @property
@@ -62,6 +75,13 @@ class AudioPreprocessor(Preprocessor):
 
     def encoder_info(self) -> dict[str, Any]:
         return {"sample_rate": self.options.sample_rate, "length": self.length}
+
+    def schema(self) -> dict[str, Any]:
+        return {**super().schema(), "type": "string (base64 audio file bytes: WAV, FLAC, OGG)",
+                "sample_rate": self.options.sample_rate, "max_seconds": self.options.max_seconds}
+
+    def request_cells(self, value: Any, field: str) -> tuple:
+        return (file_bytes(value, field),)
 
 
 def _check_wav_complete(fh: BinaryIO) -> None:

@@ -2,16 +2,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from ...errors import DataError
-from .base import Preprocessor
+from ..errors import DataError
+from .base import KINDS, KindOptions, Preprocessor
+from ..errors import RequestError
+from .request import finite, finite_numbers, is_number, short
 
 
+class VectorOptions(KindOptions):
+    kind: Literal["vector"] = "vector"
+    standardize: bool = True
+
+
+@KINDS.register("vector")
 class VectorPreprocessor(Preprocessor):
     kind = "vector"
+    Options = VectorOptions
+    default_encoder = "vector_mlp"
+    json_parts = True
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -75,6 +86,34 @@ class VectorPreprocessor(Preprocessor):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.dim, self.mean, self.std = state["dim"], state["mean"], state["std"]
         super().load_state_dict(state)
+
+    def schema(self) -> dict[str, Any]:
+        columns = self.config.columns
+        return {**super().schema(), "type": "array of numbers", "length": self.dim if len(columns) == 1 else len(columns)}
+
+    def request_cells(self, value: Any, field: str) -> tuple:
+        columns = self.config.columns
+        expected_len = self.dim if len(columns) == 1 else len(columns)
+        expect = f"a list of {expected_len} finite numbers"
+        if not isinstance(value, list):
+            raise RequestError(field, f"expected a list of numbers, got {type(value).__name__}", expect)
+        if not value:
+            raise RequestError(field, "the vector is empty (omit the field or send null for a missing modality)", expect)
+        if not finite_numbers(value):  # find and name the first bad entry
+            for j, x in enumerate(value):
+                if not is_number(x):
+                    raise RequestError(f"{field}[{j}]", f"expected a number, got {short(x)}", expect)
+                if not finite(x):
+                    raise RequestError(f"{field}[{j}]", f"expected a finite number, got {short(x)}", expect)
+        if expected_len and len(value) != expected_len:
+            raise RequestError(field, f"wrong vector length: expected {expected_len} numbers, got {len(value)}", expect)
+        try:
+            array = np.asarray(value, dtype=np.float32)
+        except OverflowError:
+            array = np.full(1, np.inf, dtype=np.float32)
+        if not np.isfinite(array).all():
+            raise RequestError(field, "values out of range for float32", expect)
+        return (array,) if len(columns) == 1 else tuple(float(x) for x in value)
 
 
 def _is_scalar(cell: Any) -> bool:

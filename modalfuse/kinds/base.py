@@ -1,0 +1,139 @@
+"""A modality kind: one class per kind, registered in ``KINDS``, holding everything about it.
+
+- ``Options``: the kind's typed options (``modalities[].options``);
+- the preprocessor steps: decode a table cell, fit state on training rows, encode to an array.
+  Decoding (reading files, parsing strings) does not depend on fitted state, so its results can be
+  cached on disk; fitting (vocabularies, statistics, category maps) sees the training split only;
+- ``default_encoder`` (encoders declare the kinds they accept, ``Encoder.kinds``);
+- serving: ``schema`` for /metadata and ``request_cells``, which turns one JSON (or multipart)
+  value into the cells ``decode`` reads; ``file_cells`` says the cells are files;
+- ONNX: ``example`` inputs, or ``onnx_unsupported`` saying why the kind cannot be exported.
+
+Adding a kind is one module defining such a class with ``@KINDS.register(name)`` and one import
+line in ``kinds/__init__.py`` (or a ``modalfuse.plugins`` entry point).
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ..config import ModalityConfig
+from ..errors import RequestError
+from ..registry import Registry
+
+
+def is_missing(value: Any) -> bool:
+    """An empty cell: None, NaN, or an empty/blank string."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, str) and not value.strip():
+        return True
+    return False
+
+
+class KindOptions(BaseModel):
+    """Base of every kind's options; unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Preprocessor(ABC):
+    """Turns the cells of one modality into fixed-shape arrays; state is JSON-serialisable."""
+
+    kind: ClassVar[str]
+    Options: ClassVar[type[KindOptions]]
+    #: the encoder a modality of this kind gets when its config names none
+    default_encoder: ClassVar[str]
+    #: whether decoded values are worth caching on disk (file decoding)
+    cacheable: ClassVar[bool] = False
+    #: values that cannot be stacked into one tensor (graphs) are always stored once per distinct value
+    indexed: ClassVar[bool] = False
+    #: cells are file paths (relative to the table's folder); requests send the file's bytes
+    file_cells: ClassVar[bool] = False
+    #: a multipart text part of this kind holds JSON (a list or an object), not plain text
+    json_parts: ClassVar[bool] = False
+    #: why ONNX export cannot express this kind (None: it can)
+    onnx_unsupported: ClassVar[Optional[str]] = None
+
+    def __init__(self, config: ModalityConfig) -> None:
+        self.config = config
+        self.options = config.options
+        self.fitted = False
+
+    def decode(self, cells: tuple[Any, ...], base_dir: Path | None) -> Any | None:
+        """Read one row's cells; None when the modality is missing. Raises DataError."""
+        if all(is_missing(c) for c in cells):
+            return None
+        return self._decode(cells, base_dir)
+
+    @abstractmethod
+    def _decode(self, cells: tuple[Any, ...], base_dir: Path | None) -> Any | None: ...
+
+    def fit(self, values: list[Any]) -> None:
+        """Fit state on decoded, present training values."""
+        self.fitted = True
+
+    @abstractmethod
+    def encode(self, value: Any) -> np.ndarray:
+        """Fitted transform of one decoded value. Raises DataError."""
+
+    @abstractmethod
+    def empty(self) -> np.ndarray:
+        """The placeholder stored for a missing value (never seen by fusion)."""
+
+    def stack(self, values: list[Any]) -> Any:
+        """Encoded values → the tensor (or value table) the encoder reads."""
+        import torch
+
+        return torch.from_numpy(np.stack(values)) if values else torch.from_numpy(self.empty()[None][:0])
+
+    def encoder_info(self) -> dict[str, Any]:
+        """What the encoder needs to build itself (vocabulary size, channels, ...)."""
+        return {}
+
+    def decode_key(self) -> dict[str, Any]:
+        """The options that change decoding, for the cache key."""
+        return self.options.model_dump()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.fitted = True
+
+    # -- serving ----------------------------------------------------------------------------
+    def schema(self) -> dict[str, Any]:
+        """This modality's input description for /metadata (kinds add their type and limits)."""
+        return {"kind": self.kind, "columns": list(self.config.columns), "optional": True}
+
+    def request_cells(self, value: Any, field: str) -> tuple:
+        """One request value → the cells ``decode`` reads; raises RequestError naming ``field``."""
+        raise RequestError(field, f"modality kind {self.kind!r} is not servable")
+
+    # -- ONNX -------------------------------------------------------------------------------
+    def example(self, n: int, generator):
+        """``n`` random encoded inputs of the right shape and type (ONNX export and its parity check)."""
+        import torch
+
+        empty = torch.from_numpy(self.empty())
+        if empty.dtype == torch.int64:
+            high = max(2, int(self.encoder_info().get("vocab_size", 2)))
+            return torch.randint(0, high, (n, *empty.shape), generator=generator)
+        return torch.randn(n, *empty.shape, generator=generator)
+
+
+KINDS: Registry[Preprocessor] = Registry("kind")
+
+
+def resolve_path(value: Any, base_dir: Path | None) -> Path:
+    path = Path(str(value).strip())
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path

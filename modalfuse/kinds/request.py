@@ -1,0 +1,69 @@
+"""Checks shared by the kinds' request parsers (JSON values of a REST request → table-like cells)."""
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import RequestError
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def finite_numbers(values: list) -> bool:
+    """Every item a plain int or float (not bool) that is finite as a float: one vectorised check."""
+    if not all(type(x) is float or type(x) is int for x in values):
+        return False
+    try:
+        return bool(np.isfinite(np.asarray(values, dtype=np.float64)).all())
+    except OverflowError:
+        return False
+
+
+def finite(value: Any) -> bool:
+    """A finite number that fits a float (huge JSON integers overflow)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def file_bytes(value: Any, field: str) -> bytes:
+    """A file sent as bytes (multipart) or as a base64 string (JSON, optionally a data: URL)."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if not isinstance(value, str):
+        raise RequestError(field, f"expected a base64 string of file bytes, got {type(value).__name__}", "base64-encoded file bytes")
+    text = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(field, "not valid base64", "base64-encoded file bytes") from None
+    if not data:
+        raise RequestError(field, "empty file", "base64-encoded file bytes")
+    return data
+
+
+def string_cells(columns: list[str], value: Any, field: str) -> tuple:
+    """One string, or an object of column → string for a multi-column text modality."""
+    if isinstance(value, str):
+        return (value,) + (None,) * (len(columns) - 1)
+    if isinstance(value, dict) and len(columns) > 1:
+        bad = [k for k in value if k not in columns]
+        if bad:
+            raise RequestError(f"{field}.{bad[0]}", "unknown column", f"one of {columns}")
+        for k, v in value.items():
+            if v is not None and not isinstance(v, str):
+                raise RequestError(f"{field}.{k}", f"expected a string, got {type(v).__name__}")
+        return tuple(value.get(c) for c in columns)
+    raise RequestError(field, f"expected a string, got {type(value).__name__}", "a string")
