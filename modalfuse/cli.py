@@ -133,14 +133,13 @@ def _predict_chunked(model, args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from .kinds import is_missing
+    from .data.readers import Table
     from .errors import DataError
 
     source = Path(args.data)
     if source.suffix.lower() not in (".csv", ".tsv", ".txt") or not source.exists():
         raise DataError("--chunk-size streams CSV/TSV files only; give an existing .csv or .tsv file", table=source)
     base = source.resolve().parent
-    file_columns = [c for name, pre in model.preprocessors.items() if pre.file_cells for c in pre.config.columns]
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     parquet = out.suffix.lower() in (".parquet", ".pq")
@@ -153,11 +152,8 @@ def _predict_chunked(model, args: argparse.Namespace) -> int:
     bar = tqdm(total=total, unit="row", desc="predict", disable=not sys.stderr.isatty() and not os.environ.get("MODALFUSE_PROGRESS"))
     try:
         for chunk in reader:
-            for col in file_columns:  # image/audio paths are relative to the table's folder
-                if col in chunk.columns:
-                    chunk[col] = [c if is_missing(c) or Path(str(c)).is_absolute() else str(base / str(c).strip()) for c in chunk[col]]
-            try:
-                frame = model.predict_frame(chunk)
+            try:  # file cells (images, audio, series) resolve against the table's folder
+                frame = model.predict_frame(Table(chunk, str(source), base))
             except DataError as err:
                 raise DataError(err.reason, row=err.row, column=err.column, table=source, file=err.file) from None
             report = model.reports["predict"]

@@ -35,6 +35,10 @@ class Registry(Generic[T]):
 
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry (tests and interactive sessions that register throwaway components)."""
+        self._entries.pop(name, None)
+
     def get(self, name: str) -> type[T]:
         if name not in self._entries:
             load_plugins()
@@ -52,8 +56,15 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     def describe(self) -> dict[str, str]:
-        """Name → first line of the class docstring."""
-        return {n: (self._entries[n].__doc__ or "").strip().splitlines()[0] for n in self.names()}
+        """Name → first line of the class docstring (or of its module's, for a class without one)."""
+        import sys
+
+        out = {}
+        for n in self.names():
+            cls = self._entries[n]
+            doc = cls.__dict__.get("__doc__") or getattr(sys.modules.get(cls.__module__), "__doc__", None) or ""
+            out[n] = (doc.strip().splitlines() or [""])[0]
+        return out
 
     def __contains__(self, name: object) -> bool:
         if name not in self._entries:

@@ -46,6 +46,8 @@ CASES = {
     "graph_gat": ("graph", {}, ["smiles"], {"hidden": 4, "layers": 2, "heads": 2}),
     "vector_mlp": ("vector", {}, ["v1", "v2", "v3"], {"hidden": [8]}),
     "linear": ("vector", {}, ["v1", "v2", "v3"], {}),
+    "timeseries_cnn": ("timeseries", {}, ["acc_x", "acc_y"], {"widths": [4, 4], "kernel_size": 3}),
+    "timeseries_transformer": ("timeseries", {"length": 25}, ["series"], {"patch": 5, "embed_dim": 8, "heads": 2, "layers": 1}),
 }
 
 
@@ -58,6 +60,10 @@ def table(make_table) -> tuple[Path, pd.DataFrame]:
     for j in (1, 2, 3):
         frame[f"v{j}"] = rng.normal(size=N)
     frame["smiles"] = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1", "O=C(O)c1ccccc1OC(C)=O"][:N]
+    # two channels as one column each (series of different lengths across rows), and one 3-channel array per cell
+    frame["acc_x"] = [rng.normal(size=20 + i).tolist() for i in range(N)]
+    frame["acc_y"] = [rng.normal(size=20 + i).tolist() for i in range(N)]
+    frame["series"] = [rng.normal(size=(3, 22)).astype(np.float32) for _ in range(N)]
     return path, frame
 
 

@@ -1,6 +1,7 @@
 """Read tables (CSV, TSV, Parquet) or in-memory arrays into a DataFrame of cells."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -46,8 +47,19 @@ def frame_from_arrays(arrays: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+@dataclass
+class Table:
+    """A frame read from a file (or a chunk of one): its name for messages and the folder its relative paths start from."""
+
+    frame: pd.DataFrame
+    name: str | None = None
+    base_dir: Path | None = None
+
+
 def as_frame(data: Any) -> tuple[pd.DataFrame, str | None, Path | None]:
     """(frame, table name for messages, folder that relative file paths resolve against)."""
+    if isinstance(data, Table):
+        return data.frame, data.name, data.base_dir
     if isinstance(data, pd.DataFrame):
         return data, None, None
     if isinstance(data, (str, Path)):

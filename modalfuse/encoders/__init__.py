@@ -1,5 +1,22 @@
 """Encoders, one file per kind, created by name from ``ENCODERS``."""
-from . import audio, graph_gat, graph_gcn, graph_gin, identity, image, linear, pretrained_image, pretrained_text, sequence, sequence_positional, tabular, text, vector  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)
+    audio,
+    graph_gat,
+    graph_gcn,
+    graph_gin,
+    identity,
+    image,
+    linear,
+    pretrained_image,
+    pretrained_text,
+    sequence,
+    sequence_positional,
+    tabular,
+    text,
+    timeseries_cnn,
+    timeseries_transformer,
+    vector,
+)
 from .base import ENCODERS, Encoder, build_encoder
 
 __all__ = ["ENCODERS", "Encoder", "build_encoder"]

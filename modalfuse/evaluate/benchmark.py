@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config import EncoderConfig, FusionConfig, ModalityConfig, ModelConfig, TrainConfig, format_validation_error
 from ..errors import ConfigError
+from .estimators import EstimatorConfig, run_estimator
 
 
 class MethodConfig(BaseModel):
@@ -58,6 +59,10 @@ class BenchmarkConfig(BaseModel):
     threads: Optional[int] = Field(None, description="torch intra-op threads per run (default: torch's choice).")
     notes: str = Field("", description="Text for the results file: how the recipe was chosen, references.")
     on_error: Literal["raise", "skip"] = Field("raise", description="skip: rows a model cannot use (e.g. no text for a text-only model) are dropped and counted.")
+    drop_at_test: list[list[str]] = Field(
+        default_factory=list, description="Extra metric columns: each trained model evaluated again with these modalities removed from the test rows.",
+    )
+    estimators: list[EstimatorConfig] = Field(default_factory=list, description="Peers (scikit-learn-style estimators) run on the same split.")
 
 
 def load_benchmark(path: str | Path) -> BenchmarkConfig:
@@ -119,6 +124,11 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
         metrics = model.evaluate(ds.test)
         batch_ms = (time.perf_counter() - start) * 1000 / max(1, metrics["n"])
         features = model.featurize(ds.test)
+        dropped = {}
+        for names in cfg.drop_at_test:
+            off = [n for n in names if n in model.preprocessors]
+            if off and len(off) < len(model.preprocessors):  # a model that never saw them, or would see nothing, gets no value
+                dropped[_drop_column(names)] = model.evaluate(features, masks={n: False for n in off})[_main_metric(model.task)]
         single = []
         with torch.no_grad():
             for i, batch in enumerate(batches(features, 1, shuffle=False)):
@@ -128,7 +138,7 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
                 model.net(batch)
                 single.append((time.perf_counter() - t0) * 1000)
         rows.append({
-            "method": method.title, "seed": seed, **{k: v for k, v in metrics.items() if k != "n"}, "test_rows": metrics["n"],
+            "method": method.title, "seed": seed, **{k: v for k, v in metrics.items() if k != "n"}, **dropped, "test_rows": metrics["n"],
             "params": sum(p.numel() for p in model.net.parameters()),
             "train_s": round(train_s, 2), "epochs": model.history.get("epochs"),
             "latency_ms_batched": round(batch_ms, 4), "latency_ms_single": round(statistics.median(single), 3),
@@ -139,13 +149,27 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
     return rows
 
 
+def _main_metric(task: str) -> str:
+    return "accuracy" if task == "classification" else "mse"
+
+
+def _drop_column(names: list[str]) -> str:
+    return "without " + " + ".join(names)
+
+
 def _worker(cfg_json: str, index: int, seeds: list[int], queue) -> None:
+    """Method ``index`` (fusion methods first, then peers) in a fresh process."""
     cfg = BenchmarkConfig.model_validate_json(cfg_json)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     methods = expand_methods(cfg)
     try:
-        queue.put(("ok", run_method(cfg, methods[index], seeds)))
+        if index < len(methods):
+            queue.put(("ok", run_method(cfg, methods[index], seeds)))
+        else:
+            from ..datasets import load_dataset
+
+            queue.put(("ok", run_estimator(cfg.estimators[index - len(methods)], load_dataset(cfg.dataset, data_dir=cfg.data_dir), seeds)))
     except Exception as err:  # reported to the parent, which shows it with the method's name
         queue.put(("error", f"{type(err).__name__}: {err}"))
 
@@ -169,40 +193,48 @@ def run_benchmark(cfg: BenchmarkConfig, command: str, out_dir: Optional[Path] = 
     from tqdm.auto import tqdm
 
     methods = expand_methods(cfg)
+    titles = [m.title for m in methods] + [e.label for e in cfg.estimators]
     ctx = mp.get_context("spawn")
     rows: list[dict[str, Any]] = []
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    for i in tqdm(range(len(methods)), desc=cfg.name, disable=not progress):
+    load_start = os.getloadavg()
+    for i in tqdm(range(len(titles)), desc=cfg.name, disable=not progress):
         queue = ctx.Queue()
         proc = ctx.Process(target=_worker, args=(cfg.model_dump_json(), i, cfg.seeds, queue))
         proc.start()
         status, payload = queue.get()
         proc.join()
         if status != "ok":
-            raise RuntimeError(f"method {methods[i].title!r} failed: {payload}")
+            raise RuntimeError(f"method {titles[i]!r} failed: {payload}")
         rows.extend(payload)
     frame = pd.DataFrame(rows)
-    write_results(cfg, frame, command, started, Path(out_dir or cfg.output))
+    write_results(cfg, frame, command, started, Path(out_dir or cfg.output), (load_start, os.getloadavg()))
     return frame
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     metric_cols = [c for c in ("accuracy", "f1", "mse", "mae", "r2") if c in frame.columns]
+    metric_cols += [c for c in frame.columns if c.startswith("without ")]
     out = []
     for method, group in frame.groupby("method", sort=False):
         row: dict[str, Any] = {"method": method}
         for c in metric_cols:
-            row[c] = f"{group[c].mean():.4f} ± {group[c].std(ddof=1) if len(group) > 1 else 0:.4f}"
-        row["params"] = int(group["params"].iloc[0])
+            values = group[c].dropna()
+            row[c] = f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0:.4f}" if len(values) else "—"
+        row["params"] = int(group["params"].iloc[0]) if pd.notna(group["params"].iloc[0]) else "—"
         row["train s"] = f"{group['train_s'].mean():.1f}"
         row["peak MB"] = f"{group['peak_rss_mb'].max():.0f}"
         row["ms/sample (batch)"] = f"{group['latency_ms_batched'].mean():.3f}"
-        row["ms (1 sample)"] = f"{group['latency_ms_single'].mean():.2f}"
+        single = group["latency_ms_single"].dropna()
+        row["ms (1 sample)"] = f"{single.mean():.2f}" if len(single) else "—"
         out.append(row)
     return pd.DataFrame(out)
 
 
-def write_results(cfg: BenchmarkConfig, frame: pd.DataFrame, command: str, started: str, out_dir: Path) -> Path:
+def write_results(
+    cfg: BenchmarkConfig, frame: pd.DataFrame, command: str, started: str, out_dir: Path,
+    load: Optional[tuple[tuple[float, ...], tuple[float, ...]]] = None,
+) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_dir / f"{cfg.name}.csv", index=False)
     table = summarise(frame)
@@ -211,6 +243,7 @@ def write_results(cfg: BenchmarkConfig, frame: pd.DataFrame, command: str, start
         "",
         f"- date: {started}",
         f"- machine: {machine_info()}",
+        *([f"- load average (1/5/15 min) at start {_load(load[0])}, at end {_load(load[1])}"] if load else []),
         f"- command: `{command}`",
         f"- dataset: {cfg.dataset}; seeds: {cfg.seeds}",
         f"- settings: model {cfg.model.model_dump_json()}; train {cfg.train.model_dump_json()}; encoder {cfg.encoder.model_dump_json()}",
@@ -225,6 +258,10 @@ def write_results(cfg: BenchmarkConfig, frame: pd.DataFrame, command: str, start
     (out_dir / f"{cfg.name}.md").write_text("\n".join(md))
     plot_results(frame, out_dir / f"{cfg.name}.png", cfg.name)
     return out_dir / f"{cfg.name}.md"
+
+
+def _load(values: tuple[float, ...]) -> str:
+    return " / ".join(f"{v:.2f}" for v in values)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

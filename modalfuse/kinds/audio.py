@@ -32,6 +32,7 @@ class AudioPreprocessor(Preprocessor):
     Options = AudioOptions
     default_encoder = "audio_cnn"
     file_cells = True
+    uploads = True
     onnx_unsupported = "the log-mel front end uses a complex STFT that the TorchScript ONNX exporter cannot express"
     cacheable = True
 

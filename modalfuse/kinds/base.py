@@ -6,7 +6,8 @@
   cached on disk; fitting (vocabularies, statistics, category maps) sees the training split only;
 - ``default_encoder`` (encoders declare the kinds they accept, ``Encoder.kinds``);
 - serving: ``schema`` for /metadata and ``request_cells``, which turns one JSON (or multipart)
-  value into the cells ``decode`` reads; ``file_cells`` says the cells are files;
+  value into the cells ``decode`` reads; ``file_cells`` says table cells may be file paths and
+  ``uploads`` that requests send file bytes;
 - ONNX: ``example`` inputs, or ``onnx_unsupported`` saying why the kind cannot be exported.
 
 Adding a kind is one module defining such a class with ``@KINDS.register(name)`` and one import
@@ -55,8 +56,10 @@ class Preprocessor(ABC):
     cacheable: ClassVar[bool] = False
     #: values that cannot be stacked into one tensor (graphs) are always stored once per distinct value
     indexed: ClassVar[bool] = False
-    #: cells are file paths (relative to the table's folder); requests send the file's bytes
+    #: cells may be file paths (relative to the table's folder)
     file_cells: ClassVar[bool] = False
+    #: requests send the file's bytes (a multipart file part, or base64 in JSON)
+    uploads: ClassVar[bool] = False
     #: a multipart text part of this kind holds JSON (a list or an object), not plain text
     json_parts: ClassVar[bool] = False
     #: why ONNX export cannot express this kind (None: it can)

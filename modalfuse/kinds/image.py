@@ -27,6 +27,7 @@ class ImagePreprocessor(Preprocessor):
     Options = ImageOptions
     default_encoder = "image_cnn"
     file_cells = True
+    uploads = True
     cacheable = True
 
     def __init__(self, config) -> None:

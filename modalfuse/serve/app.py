@@ -188,7 +188,7 @@ def create_app(source: Any, settings: Optional[ServeSettings] = None, card: Opti
     metrics = Metrics()
     executor = ThreadPoolExecutor(1, thread_name_prefix="modalfuse-infer", initializer=set_threads)
     batcher = MicroBatcher(lambda enc: engine.predict(enc), settings.max_batch, settings.max_wait_ms, executor, metrics.batch)
-    heavy = any(p.file_cells for p in engine.preprocessors.values())
+    heavy = any(p.uploads for p in engine.preprocessors.values())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -256,12 +256,12 @@ def create_app(source: Any, settings: Optional[ServeSettings] = None, card: Opti
                 pre = engine.preprocessors[key]
                 if hasattr(value, "read"):
                     data = await value.read()
-                    if not pre.file_cells:
+                    if not pre.uploads:
                         value = data.decode("utf-8", errors="replace")
                     else:
                         record[key] = data
                         continue
-                elif pre.file_cells:
+                elif pre.uploads:
                     raise RequestError(key, "expected a file upload", f"a {pre.kind} file part")
                 if pre.json_parts:
                     try:
