@@ -14,9 +14,9 @@ import pandas as pd
 import torch
 import yaml
 from pydantic import BaseModel, ValidationError
-from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .core.storage import ModelFolderError, load_state, read_json, read_tensors, save_model_folder, verify_manifest
 from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig, format_validation_error
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
 from .data.cache import FeatureCache
@@ -273,43 +273,57 @@ class MultimodalModel:
         )
 
     def save(self, folder: str | Path) -> Path:
-        """safetensors weights + JSON spec, preprocessor state and metadata; no pickles."""
-        net = self._require_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        """safetensors weights + JSON spec, preprocessor state and metadata, with a SHA-256 manifest; no pickles."""
+        self._require_fitted()
         tensors = {
-            (f"member{i}." if len(self.members) > 1 else "") + k: v.detach().contiguous()
+            (f"member{i}." if len(self.members) > 1 else "") + k: v
             for i, member in enumerate(self.members) for k, v in member.state_dict().items()
         }
-        save_file(tensors, str(folder / "weights.safetensors"))
-        (folder / "model.json").write_text(self.spec().model_dump_json(indent=2))
-        (folder / "train.json").write_text(self.train_config.model_dump_json(indent=2))
-        (folder / "preprocessors.json").write_text(json.dumps({n: p.state_dict() for n, p in self.preprocessors.items()}))
-        meta = {"modalfuse": __version__, "torch": torch.__version__, "python": platform.python_version(), "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "history": self.history}
-        (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        return folder
+        return save_model_folder(folder, tensors, {
+            "model.json": self.spec().model_dump_json(indent=2),
+            "train.json": self.train_config.model_dump_json(indent=2),
+            "preprocessors.json": json.dumps({n: p.state_dict() for n, p in self.preprocessors.items()}),
+            "meta.json": json.dumps(save_metadata(self.history), indent=2, default=str),
+        })
 
     @classmethod
     def load(cls, folder: str | Path) -> "MultimodalModel":
+        """A saved model folder (or bundle), its manifest checked first; any problem is one line naming the file."""
         folder = Path(folder)
         if not (folder / "model.json").exists():
             raise ConfigError(f"{folder} holds no saved model (model.json is missing)")
-        spec = ModelSpec.model_validate_json((folder / "model.json").read_text())
-        train = TrainConfig.model_validate_json((folder / "train.json").read_text())
+        verify_manifest(folder)
+        spec = read_json(folder, "model.json", ModelSpec)
+        train = read_json(folder, "train.json", TrainConfig)
         model = cls(spec.modalities, spec.target, spec.model, train, spec.task)
-        states = json.loads((folder / "preprocessors.json").read_text())
-        for name, pre in model.preprocessors.items():
-            pre.load_state_dict(states[name])
+        load_preprocessors(model.preprocessors, read_json(folder, "preprocessors.json"), folder)
         model.target_encoder = TargetEncoder(spec.task, spec.classes)
         model.temperature = spec.temperature
-        tensors = load_file(str(folder / "weights.safetensors"))
+        tensors = read_tensors(folder)
         n = train.ensemble
         for i in range(n):
             prefix = f"member{i}." if n > 1 else ""
             net = model._build_net()
-            net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            load_state(net, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, folder)
             model.members.append(net.eval())
         return model
+
+
+def save_metadata(history: dict[str, Any]) -> dict[str, Any]:
+    """``meta.json``: versions, time, and the training history (without per-epoch rows)."""
+    return {"modalfuse": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "history": {k: v for k, v in history.items() if k != "per_epoch"}}
+
+
+def load_preprocessors(preprocessors: dict[str, Any], states: Any, folder: Path) -> None:
+    """Fitted preprocessor state from ``preprocessors.json``; a missing or malformed entry names the modality."""
+    for name, pre in preprocessors.items():
+        if not isinstance(states, dict) or name not in states:
+            raise ModelFolderError(f"{folder / 'preprocessors.json'}: no state for modality {name!r}")
+        try:
+            pre.load_state_dict(states[name])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFolderError(f"{folder / 'preprocessors.json'}: modality {name!r}: malformed state ({type(err).__name__}: {err})") from None
 
 
 def _validated(model_cls: type[BaseModel], value: Any, source: str, at: Optional[str] = None) -> Any:

@@ -35,7 +35,7 @@ def test_save_load_round_trip(fitted, data, tmp_path) -> None:
     csv, frame = data
     folder = fitted.save(tmp_path / "model")
     files = sorted(p.name for p in folder.iterdir())
-    assert files == ["meta.json", "model.json", "preprocessors.json", "train.json", "weights.safetensors"]
+    assert files == ["manifest.json", "meta.json", "model.json", "preprocessors.json", "train.json", "weights.safetensors"]
     for p in folder.iterdir():
         assert p.suffix not in PICKLE_SUFFIXES
         assert not p.read_bytes()[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"), f"{p.name} looks like a pickle"
@@ -184,3 +184,48 @@ def test_deep_ensemble_averages_members_and_reports_epistemic_variance(tmp_path)
     np.testing.assert_allclose(model.predict_proba(data), probs.numpy(), rtol=1e-5, atol=1e-6)
     model.save(tmp_path / "ens")
     np.testing.assert_allclose(MultimodalModel.load(tmp_path / "ens").predict_proba(data), model.predict_proba(data), rtol=1e-6)
+
+
+def _flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage,pattern",
+    [
+        (lambda f: _flip_last_byte(f / "weights.safetensors"), r"file weights\.safetensors was modified"),
+        (lambda f: (f / "model.json").write_text((f / "model.json").read_text().replace('"cat",\n    "dog"', '"dog",\n    "cat"')),
+         r"file model\.json was modified"),
+        (lambda f: (f / "preprocessors.json").unlink(), r"file preprocessors\.json is missing"),
+        (lambda f: (f / "manifest.json").write_text("{not json"), r"manifest\.json: unreadable manifest"),
+    ],
+    ids=["flipped-weight-byte", "reordered-classes", "deleted-file", "broken-manifest"],
+)
+def test_load_refuses_an_altered_model_folder(fitted, tmp_path, damage, pattern) -> None:
+    """The manifest written by save() is checked by load(): nothing altered is ever used, and the error is one line."""
+    folder = fitted.save(tmp_path / "model")
+    damage(folder)
+    with pytest.raises(ConfigError, match=pattern) as info:
+        MultimodalModel.load(folder)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "damage,pattern",
+    [
+        (lambda f: (f / "weights.safetensors").write_bytes((f / "weights.safetensors").read_bytes()[:100]), r"weights\.safetensors: unreadable weights"),
+        (lambda f: (f / "train.json").write_text('{"max_epochs": -3}'), r"train\.json: max_epochs: Input should be greater than 0"),
+        (lambda f: (f / "preprocessors.json").write_text("{}"), r"preprocessors\.json: no state for modality 'image'"),
+    ],
+    ids=["truncated-weights", "invalid-train-json", "missing-preprocessor-state"],
+)
+def test_unmanifested_folder_problems_are_one_line(fitted, tmp_path, damage, pattern) -> None:
+    """A folder without a manifest (saved by an older version) still gets a clear error for each broken file."""
+    folder = fitted.save(tmp_path / "model")
+    (folder / "manifest.json").unlink()
+    damage(folder)
+    with pytest.raises(ConfigError, match=pattern) as info:
+        MultimodalModel.load(folder)
+    assert "\n" not in str(info.value)

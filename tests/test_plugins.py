@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,14 +42,12 @@ def toy_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ in the user's own code
 
 class WordLengthOptions(KindOptions):
-    kind: Literal["word_lengths"] = "word_lengths"
     max_words: PosInt = 4
 
 
 class WordLengths(Preprocessor):
     """Lengths of the first ``max_words`` words of a text."""
 
-    kind = "word_lengths"
     Options = WordLengthOptions
     default_encoder = "intree_mlp"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -16,12 +15,11 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
-from ..api import _item_key, _validated
+from ..api import _item_key, _validated, load_preprocessors, save_metadata
+from ..core.storage import load_state, read_json, read_tensors, save_model_folder, verify_manifest
 from ..config import AlignConfig, ModalityConfig, TrainConfig
 from ..data import Batch, Features, SkipReport, featurize, make_preprocessor
 from ..kinds import is_missing
@@ -310,35 +308,28 @@ class AlignedModel:
 
     # ----------------------------------------------------------------- persistence
     def save(self, folder: str | Path) -> Path:
-        """``weights.safetensors`` plus JSON (``align.json``, ``train.json``, ``preprocessors.json``, ``meta.json``)."""
+        """``weights.safetensors`` plus JSON (``align.json``, ``train.json``, ``preprocessors.json``, ``meta.json``) and a manifest."""
         net = self._require_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(folder / "weights.safetensors"))
         spec = {"modalities": [json.loads(m.model_dump_json()) for m in self.modalities], "label": self.label,
                 "align": json.loads(self.align_config.model_dump_json())}
-        (folder / "align.json").write_text(json.dumps(spec, indent=2))
-        (folder / "train.json").write_text(self.train_config.model_dump_json(indent=2))
-        (folder / "preprocessors.json").write_text(json.dumps({n: p.state_dict() for n, p in self.preprocessors.items()}))
-        history = {k: v for k, v in self.history.items() if k != "per_epoch"}
-        meta = {"modalfuse": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "history": history}
-        (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        return folder
+        return save_model_folder(folder, net.state_dict(), {
+            "align.json": json.dumps(spec, indent=2),
+            "train.json": self.train_config.model_dump_json(indent=2),
+            "preprocessors.json": json.dumps({n: p.state_dict() for n, p in self.preprocessors.items()}),
+            "meta.json": json.dumps(save_metadata(self.history), indent=2, default=str),
+        })
 
     @classmethod
     def load(cls, folder: str | Path) -> "AlignedModel":
         folder = Path(folder)
         if not (folder / "align.json").exists():
             raise ConfigError(f"{folder} holds no aligned model (align.json is missing)")
-        spec = json.loads((folder / "align.json").read_text())
-        train = TrainConfig.model_validate_json((folder / "train.json").read_text())
-        model = cls(spec["modalities"], spec["label"], spec["align"], train)
-        states = json.loads((folder / "preprocessors.json").read_text())
-        for name, pre in model.preprocessors.items():
-            pre.load_state_dict(states[name])
+        verify_manifest(folder)
+        spec = read_json(folder, "align.json")
+        model = cls(spec["modalities"], spec["label"], spec["align"], read_json(folder, "train.json", TrainConfig))
+        load_preprocessors(model.preprocessors, read_json(folder, "preprocessors.json"), folder)
         model.net = AlignNet(model.modalities, model.align_config, {n: p.encoder_info() for n, p in model.preprocessors.items()})
-        model.net.load_state_dict(load_file(str(folder / "weights.safetensors")))
+        load_state(model.net, read_tensors(folder), folder)
         model.net.eval()
         return model
 

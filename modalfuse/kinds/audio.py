@@ -21,14 +21,12 @@ from .request import file_bytes
 
 
 class AudioOptions(KindOptions):
-    kind: Literal["audio"] = "audio"
     sample_rate: int = Field(8000, gt=0)
     max_seconds: float = Field(1.0, gt=0)
 
 
 @KINDS.register("audio")
 class AudioPreprocessor(Preprocessor):
-    kind = "audio"
     Options = AudioOptions
     default_encoder = "audio_cnn"
     file_cells = True

@@ -40,15 +40,16 @@ def is_missing(value: Any) -> bool:
 
 
 class KindOptions(BaseModel):
-    """Base of every kind's options; unknown keys are refused."""
+    """Base of every kind's options; unknown keys are refused. ``kind`` repeats the modality's kind (saved configs carry it)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    kind: str
 
 
 class Preprocessor(ABC):
     """Turns the cells of one modality into fixed-shape arrays; state is JSON-serialisable."""
 
-    kind: ClassVar[str]
     Options: ClassVar[type[KindOptions]]
     #: the encoder a modality of this kind gets when its config names none
     default_encoder: ClassVar[str]
@@ -64,6 +65,11 @@ class Preprocessor(ABC):
     json_parts: ClassVar[bool] = False
     #: why ONNX export cannot express this kind (None: it can)
     onnx_unsupported: ClassVar[Optional[str]] = None
+
+    @property
+    def kind(self) -> str:
+        """The name the class is registered under in ``KINDS``."""
+        return self.registry_name
 
     def __init__(self, config: ModalityConfig) -> None:
         self.config = config

@@ -60,7 +60,6 @@ def smiles_to_graph(smiles: str, normalize: bool = True) -> dict[str, np.ndarray
 
 
 class GraphOptions(KindOptions):
-    kind: Literal["graph"] = "graph"
     normalize: bool = Field(True, description="Scale each atom's feature vector to sum 1, as GraphDTA does.")
 
 
@@ -68,7 +67,6 @@ class GraphOptions(KindOptions):
 class GraphPreprocessor(Preprocessor):
     """SMILES strings → molecular graphs; each distinct molecule is parsed once per table."""
 
-    kind = "graph"
     Options = GraphOptions
     default_encoder = "graph_gin"
     onnx_unsupported = "graph batches have data-dependent shapes"

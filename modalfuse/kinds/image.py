@@ -16,14 +16,12 @@ from .request import file_bytes
 
 
 class ImageOptions(KindOptions):
-    kind: Literal["image"] = "image"
     size: tuple[int, int] = (32, 32)
     channels: Literal[1, 3] = 1
 
 
 @KINDS.register("image")
 class ImagePreprocessor(Preprocessor):
-    kind = "image"
     Options = ImageOptions
     default_encoder = "image_cnn"
     file_cells = True

@@ -15,7 +15,6 @@ PAD = 0
 
 
 class SequenceOptions(KindOptions):
-    kind: Literal["sequence"] = "sequence"
     alphabet: Optional[str] = Field(None, description="Allowed characters; fitted on the training data when unset.")
     max_len: int = Field(1000, gt=0)
     uppercase: bool = True
@@ -23,7 +22,6 @@ class SequenceOptions(KindOptions):
 
 @KINDS.register("sequence")
 class SequencePreprocessor(Preprocessor):
-    kind = "sequence"
     Options = SequenceOptions
     default_encoder = "sequence_cnn"
 

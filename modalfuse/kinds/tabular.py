@@ -19,7 +19,6 @@ from .request import finite, is_number, short
 
 
 class TabularOptions(KindOptions):
-    kind: Literal["tabular"] = "tabular"
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
     handle_unknown: Literal["error", "ignore"] = "error"
@@ -27,7 +26,6 @@ class TabularOptions(KindOptions):
 
 @KINDS.register("tabular")
 class TabularPreprocessor(Preprocessor):
-    kind = "tabular"
     Options = TabularOptions
     default_encoder = "tabular_mlp"
     json_parts = True

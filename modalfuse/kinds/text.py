@@ -18,7 +18,6 @@ PAD, UNK = 0, 1
 
 
 class TextOptions(KindOptions):
-    kind: Literal["text"] = "text"
     max_tokens: int = Field(64, gt=0)
     max_vocab: int = Field(20000, gt=1)
     min_freq: int = Field(1, ge=1)
@@ -31,7 +30,6 @@ class TextOptions(KindOptions):
 
 @KINDS.register("text")
 class TextPreprocessor(Preprocessor):
-    kind = "text"
     Options = TextOptions
     default_encoder = "text_cnn"
 

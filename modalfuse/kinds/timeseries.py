@@ -21,7 +21,6 @@ from .request import finite_numbers
 
 
 class TimeseriesOptions(KindOptions):
-    kind: Literal["timeseries"] = "timeseries"
     length: Optional[int] = Field(None, ge=1, le=1_000_000, description="Steps per series; unset: the longest training series.")
     standardize: bool = Field(True, description="Subtract each channel's training mean and divide by its standard deviation.")
 
@@ -30,7 +29,6 @@ class TimeseriesOptions(KindOptions):
 class TimeseriesPreprocessor(Preprocessor):
     """Channels × steps float arrays; channel statistics and the length are fitted on the training rows."""
 
-    kind = "timeseries"
     Options = TimeseriesOptions
     default_encoder = "timeseries_cnn"
     file_cells = True  # a cell may name a .npy/.csv/.ts file beside the table

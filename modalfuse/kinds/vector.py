@@ -13,13 +13,11 @@ from .request import finite, finite_numbers, is_number, short
 
 
 class VectorOptions(KindOptions):
-    kind: Literal["vector"] = "vector"
     standardize: bool = True
 
 
 @KINDS.register("vector")
 class VectorPreprocessor(Preprocessor):
-    kind = "vector"
     Options = VectorOptions
     default_encoder = "vector_mlp"
     json_parts = True

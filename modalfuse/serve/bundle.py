@@ -7,7 +7,6 @@ Loading verifies every checksum and refuses archive members that could escape th
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import platform
@@ -22,25 +21,17 @@ from typing import Any, Optional
 import yaml
 
 from .. import __version__
+from ..core.storage import MANIFEST, ModelFolderError, sha256_file, verify_manifest, write_manifest
 from ..errors import ModalfuseError
 
-MANIFEST = "manifest.json"
 CARD = "card.json"
 MODEL_FILES = ("model.json", "train.json", "preprocessors.json", "weights.safetensors", "meta.json")
 DEPENDENCIES = ("torch", "numpy", "pandas", "safetensors", "pydantic", "scikit-learn", "scipy", "Pillow", "soundfile",
                 "fastapi", "uvicorn", "onnx", "onnxruntime")
 
 
-class BundleError(ModalfuseError):
+class BundleError(ModelFolderError):
     """A bundle is incomplete, was altered after export, or is an unsafe archive."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_archive(path: str | Path) -> bool:
@@ -183,33 +174,13 @@ def export_bundle(
     return dest
 
 
-def write_manifest(folder: Path) -> dict[str, Any]:
-    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
-    manifest = {"algorithm": "sha256", "files": files}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return manifest
-
-
 def verify_bundle(folder: str | Path) -> dict[str, Any]:
     """Check every file against ``manifest.json``; any missing, extra or altered file raises BundleError."""
     folder = Path(folder)
-    mpath = folder / MANIFEST
-    if not mpath.is_file():
+    if not (folder / MANIFEST).is_file():
         raise BundleError(f"{folder} is not a model bundle: {MANIFEST} is missing")
-    try:
-        manifest = json.loads(mpath.read_text())
-        files = dict(manifest["files"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise BundleError(f"{mpath}: unreadable manifest ({err})") from None
-    for name, expected in files.items():
-        if PurePosixPath(name).name != name:
-            raise BundleError(f"{mpath}: entry {name!r} is not a plain file name")
-        path = folder / name
-        if not path.is_file() or path.is_symlink():
-            raise BundleError(f"bundle file {name} is missing (listed in {MANIFEST})")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise BundleError(f"bundle file {name} was modified: SHA-256 {actual} does not match the manifest's {expected}")
+    manifest = verify_manifest(folder, BundleError, required=True)
+    files = manifest["files"]
     extra = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and p.name not in files)
     if extra:
         raise BundleError(f"bundle holds files not in its manifest: {extra}")

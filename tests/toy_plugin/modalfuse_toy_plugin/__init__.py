@@ -1,7 +1,7 @@
 """A third-party modalfuse plugin: importing it registers one kind, one encoder, one fusion and one head."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +17,6 @@ from modalfuse.options import PosInt
 
 
 class DigitsOptions(KindOptions):
-    kind: Literal["digit_string"] = "digit_string"
     width: PosInt = 6
 
 
@@ -25,7 +24,6 @@ class DigitsOptions(KindOptions):
 class DigitStringKind(Preprocessor):
     """A string of decimal digits ("0412"), encoded as the digit counts 0-9 scaled by length."""
 
-    kind = "digit_string"
     Options = DigitsOptions
     default_encoder = "toy_counts"
 

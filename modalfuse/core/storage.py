@@ -1,0 +1,138 @@
+"""Model folders: safetensors weights + JSON files + a SHA-256 manifest, written atomically, verified on load.
+
+Every file is written to a temporary name and moved into place, the manifest last, so a folder
+is either complete or has no (or an older) manifest; a folder that fails its manifest is refused
+with the file that differs. Folders saved before manifests existed load without the check.
+Nothing is pickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Optional, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ConfigError
+
+MANIFEST = "manifest.json"
+WEIGHTS = "weights.safetensors"
+M = TypeVar("M", bound=BaseModel)
+
+
+class ModelFolderError(ConfigError):
+    """A saved model folder is missing a file, was altered, or holds something unreadable."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(folder: Path, names: Optional[list[str]] = None) -> dict[str, Any]:
+    """``manifest.json`` with the SHA-256 of ``names`` (default: every file in the folder but the manifest)."""
+    names = names if names is not None else [p.name for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST]
+    manifest = {"algorithm": "sha256", "files": {n: sha256_file(folder / n) for n in sorted(names)}}
+    _atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
+    return manifest
+
+
+def verify_manifest(folder: Path, error: type[Exception] = ModelFolderError, required: bool = False) -> Optional[dict[str, Any]]:
+    """Check every file the manifest lists; None for a folder without one (unless ``required``)."""
+    mpath = folder / MANIFEST
+    if not mpath.is_file():
+        if required:
+            raise error(f"{folder}: {MANIFEST} is missing")
+        return None
+    try:
+        manifest = json.loads(mpath.read_text())
+        files = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise error(f"{mpath}: unreadable manifest ({err})") from None
+    for name, expected in files.items():
+        if PurePosixPath(name).name != name:
+            raise error(f"{mpath}: entry {name!r} is not a plain file name")
+        path = folder / name
+        if not path.is_file() or path.is_symlink():
+            raise error(f"{folder}: file {name} is missing (listed in {MANIFEST})")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise error(f"{folder}: file {name} was modified: SHA-256 {actual} does not match the manifest's {expected}")
+    return manifest
+
+
+def save_model_folder(folder: str | Path, tensors: dict[str, Any], files: dict[str, str]) -> Path:
+    """Write ``weights.safetensors`` (``tensors``) and the text ``files`` (name → content), then the manifest."""
+    from safetensors.torch import save
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / MANIFEST).unlink(missing_ok=True)  # the folder is incomplete until the new manifest lands
+        _atomic_write(folder / WEIGHTS, save({k: v.detach().contiguous() for k, v in tensors.items()}))
+        for name, text in files.items():
+            _atomic_write(folder / name, text.encode())
+        write_manifest(folder, [WEIGHTS, *files])
+    except OSError as err:
+        raise ModelFolderError(f"cannot write the model folder {folder}: {err.strerror or err}") from None
+    return folder
+
+
+def read_json(folder: Path, name: str, model: Optional[type[M]] = None) -> Any:
+    """A JSON file of the folder, parsed (and validated into ``model``); errors name the file."""
+    path = folder / name
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ModelFolderError(f"{folder}: {name} is missing") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ModelFolderError(f"{path}: unreadable ({err})") from None
+    try:
+        return model.model_validate_json(text) if model is not None else json.loads(text)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ModelFolderError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    except ValueError as err:
+        raise ModelFolderError(f"{path}: not valid JSON ({err})") from None
+
+
+def read_tensors(folder: Path) -> dict[str, Any]:
+    """The folder's weights; a truncated or foreign file is a one-line error naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = folder / WEIGHTS
+    if not path.is_file():
+        raise ModelFolderError(f"{folder}: {WEIGHTS} is missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelFolderError(f"{path}: unreadable weights ({err})") from None
+
+
+def load_state(net, state: dict[str, Any], where: Path) -> None:
+    """``net.load_state_dict(state)`` with a one-line error when the weights do not fit the network."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise ModelFolderError(f"{where / WEIGHTS}: the weights do not fit the model described beside them ({' '.join(first[:2])[:300]})") from None
