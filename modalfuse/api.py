@@ -55,7 +55,9 @@ class MultimodalModel:
             ENCODERS.get(m.encoder.name)
         FUSIONS.get(self.model_config.fusion.name)
         self.target = target
-        self.task = task
+        #: the task asked for ("auto", "classification" or "regression"); ``task_`` is what fit() settled on
+        self.requested_task = task
+        self.task_: Optional[str] = None if task == "auto" else task
         self.on_error = on_error
         self.cache = FeatureCache(cache_dir) if cache_dir != "none" else None
         self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
@@ -106,9 +108,11 @@ class MultimodalModel:
         frame, table, base = as_frame(data)
         if self.target not in frame.columns:
             raise ConfigError(f"data.target: column {self.target!r} is not in the training table (columns: {list(frame.columns)[:20]})")
-        if self.task == "auto":
-            self.task = infer_task(frame[self.target])
-        self.target_encoder = TargetEncoder(self.task)
+        # fitted state starts afresh: a second fit re-infers the task and refits every preprocessor
+        self.task_ = infer_task(frame[self.target]) if self.requested_task == "auto" else self.requested_task
+        self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
+        self.temperature, self.reports = 1.0, {}
+        self.target_encoder = TargetEncoder(self.task_)
         if val is None:
             train_frame, val_frame = self._split(frame)
             val_source = (val_frame, table, base)
@@ -135,6 +139,11 @@ class MultimodalModel:
             for name, report in self.reports.items():
                 report.write(run_path, name)
         return self
+
+    @property
+    def task(self) -> str:
+        """The fitted task (``task_``), or the requested one before fitting."""
+        return self.task_ or self.requested_task
 
     def _build_net(self) -> MultimodalNet:
         info = {name: pre.encoder_info() for name, pre in self.preprocessors.items()}
@@ -191,6 +200,22 @@ class MultimodalModel:
             unc["total"] = unc["aleatoric"] + unc["epistemic"]
         return {"output": output, "weights": torch.cat(parts["weights"]) if parts["weights"] else None, "uncertainty": unc}
 
+    def results(self, features: Features, mc_samples: int = 0) -> dict[str, Any]:
+        """What every prediction path reports, per row: ``prediction`` (decoded labels or values), ``proba`` [n, K]
+        (classification), ``uncertainty`` columns, ``weights`` [n, M] in ``weight_names`` order (where the fusion has
+        them), ``present`` masks and the raw ``output``. ``predict_frame`` and the server both read this."""
+        res = self.outputs(features, mc_samples)
+        out, head = res["output"], self.net.head
+        return {
+            "output": out,
+            "prediction": self.target_encoder.decode(head.predict(out).numpy()),
+            "proba": head.proba(out).numpy() if self.task == "classification" else None,
+            "uncertainty": {k: v.numpy() for k, v in res["uncertainty"].items()},
+            "weights": res["weights"].numpy() if res["weights"] is not None else None,
+            "weight_names": list(self.net.fusion.modalities),
+            "present": {name: features.masks[name].numpy() for name in self.preprocessors},
+        }
+
     def predict_frame(self, data: Any, mc_samples: int = 0) -> pd.DataFrame:
         """One row per input row kept: row id, prediction, class probabilities, uncertainty, modality presence and weights.
 
@@ -199,21 +224,19 @@ class MultimodalModel:
         1 / (aleatoric + epistemic variance).
         """
         features = self._features(data, "predict", with_target=False)
-        res = self.outputs(features, mc_samples)
-        out, head = res["output"], self.net.head
+        res = self.results(features, mc_samples)
         frame = pd.DataFrame({"row": features.rows})
-        frame["prediction"] = self.target_encoder.decode(head.predict(out).numpy())
-        if self.task == "classification":
-            proba = head.proba(out).numpy()
+        frame["prediction"] = res["prediction"]
+        if res["proba"] is not None:
             for j, cls in enumerate(self.target_encoder.classes):
-                frame[f"proba_{cls}"] = proba[:, j]
+                frame[f"proba_{cls}"] = res["proba"][:, j]
         for kind, values in res["uncertainty"].items():
-            frame[f"uncertainty_{kind}"] = values.numpy()
-        for name in self.preprocessors:
-            frame[f"present_{name}"] = features.masks[name].numpy()
+            frame[f"uncertainty_{kind}"] = values
+        for name, present in res["present"].items():
+            frame[f"present_{name}"] = present
         if res["weights"] is not None:
-            for j, name in enumerate(self.net.fusion.modalities):
-                frame[f"weight_{name}"] = res["weights"][:, j].numpy()
+            for j, name in enumerate(res["weight_names"]):
+                frame[f"weight_{name}"] = res["weights"][:, j]
         return frame
 
     def predict(self, data: Any) -> np.ndarray:

@@ -229,3 +229,40 @@ def test_unmanifested_folder_problems_are_one_line(fitted, tmp_path, damage, pat
     with pytest.raises(ConfigError, match=pattern) as info:
         MultimodalModel.load(folder)
     assert "\n" not in str(info.value)
+
+
+def test_fit_twice_refits_task_and_preprocessors(data) -> None:
+    """Fitted state (task_, preprocessors, classes) is apart from the constructor's parameters, so a refit starts afresh."""
+    from conftest import modality_specs
+
+    _, frame = data
+    model = MultimodalModel(modality_specs("tabular"), "label", train=TRAIN)
+    assert model.requested_task == "auto" and model.task_ is None
+    model.fit(frame)
+    assert model.task == model.task_ == "classification" and model.target_encoder.classes == ["cat", "dog"]
+    first_mean = list(model.preprocessors["tabular"].mean)
+    shifted = frame.assign(label=np.linspace(0.0, 1.0, len(frame)), x1=frame["x1"] + 100.0)
+    model.fit(shifted)
+    assert model.task == "regression" and model.requested_task == "auto"
+    assert model.net.head.task == "regression"
+    assert first_mean[0] < 10 and model.preprocessors["tabular"].mean[0] > 95  # statistics of the second table
+
+
+def test_aux_weight_zero_switches_the_auxiliary_loss_off() -> None:
+    """Late fusion trains its per-modality branches with weight 1.0 by default; aux_weight 0 means no such term."""
+    from modalfuse.config import ModalityConfig, ModelConfig, TrainConfig
+    from modalfuse.data.batch import Batch
+    from modalfuse.model import MultimodalNet
+    from modalfuse.train.module import MultimodalModule
+
+    mods = [ModalityConfig(name=m, kind="vector") for m in ("a", "b")]
+    net = MultimodalNet.build(mods, ModelConfig(fusion={"name": "late", "dim": 8}), {"a": {"input_dim": 3}, "b": {"input_dim": 3}}, "classification", 3)
+    g = torch.Generator().manual_seed(0)
+    batch = Batch({"a": torch.randn(6, 3, generator=g), "b": torch.randn(6, 3, generator=g)},
+                  {"a": torch.ones(6, dtype=torch.bool), "b": torch.ones(6, dtype=torch.bool)}, torch.tensor([0, 1, 2, 0, 1, 2]), torch.arange(6))
+    net.eval()
+    head_only = net.head.loss(net(batch).output, batch.target)
+    off = MultimodalModule(net, TrainConfig(), aux_weight=ModelConfig(aux_weight=0).aux_weight).eval()
+    on = MultimodalModule(net, TrainConfig(), aux_weight=1.0).eval()
+    assert torch.allclose(off.loss(batch)[0], head_only)
+    assert on.loss(batch)[0] > head_only

@@ -63,7 +63,7 @@ class Engine:
         if m.task == "classification":
             info["classes"] = [_plain(c) for c in m.target_encoder.classes]
         info["uncertainty"] = hasattr(self.net.head, "uncertainty")
-        info["weights"] = list(getattr(self.net.fusion, "modalities", []) or [])
+        info["weights"] = list(self.net.fusion.modalities)
         return info
 
     # ------------------------------------------------------------------ parsing
@@ -125,40 +125,15 @@ class Engine:
                         {k: torch.from_numpy(v) for k, v in enc.masks.items()}, None, list(range(n)), SkipReport(None, n, n))
 
     @torch.inference_mode()
-    def _outputs(self, enc: Encoded) -> dict[str, Any]:
-        """``MultimodalModel.outputs`` without MC dropout, in one pass and without re-toggling train/eval.
-
-        Ensembles (several members) go through ``MultimodalModel.outputs`` itself.
-        """
-        if len(getattr(self.model, "members", [self.net])) > 1:
-            return self.model.outputs(self._features(enc))
-        net, head = self.net, self.net.head
-        batch = Batch({k: torch.from_numpy(v) for k, v in enc.inputs.items()},
-                      {k: torch.from_numpy(v) for k, v in enc.masks.items()}, None, torch.arange(len(enc)))
-        if net.training:
-            net.eval()
-        result = net(batch)
-        output = result.output
-        if self.model.temperature != 1.0:
-            output = output / self.model.temperature
-        unc = {"aleatoric": head.uncertainty(result.output)} if hasattr(head, "uncertainty") else {}
-        return {"output": output, "weights": result.weights, "uncertainty": unc}
-
     def predict(self, enc: Encoded) -> list[dict[str, Any]]:
-        """One result per record, the same numbers as ``predict_frame``."""
-        m, head = self.model, self.net.head
-        res = self._outputs(enc)
-        out = res["output"]
-        pred = m.target_encoder.decode(head.predict(out).numpy())
-        proba = head.proba(out).numpy() if m.task == "classification" else None
-        classes = [_plain(c) for c in m.target_encoder.classes] if proba is not None else None
-        unc = {k: v.numpy() for k, v in res["uncertainty"].items()}
-        weights = res["weights"].numpy() if res["weights"] is not None else None
-        wnames = list(getattr(self.net.fusion, "modalities", []) or [])
+        """One result per record, from the model's own prediction path (``MultimodalModel.results``)."""
+        res = self.model.results(self._features(enc))
+        pred, proba, unc, weights = res["prediction"], res["proba"], res["uncertainty"], res["weights"]
+        classes = [_plain(c) for c in self.model.target_encoder.classes] if proba is not None else None
+        finite = np.isfinite(res["output"].numpy()).all(axis=1)
         results = []
         for i in range(len(enc)):
-            finite = np.isfinite(out[i].numpy()).all()
-            if not finite:
+            if not finite[i]:
                 results.append({"error": "non_finite_output", "message": "the model produced NaN or infinite output for this record"})
                 continue
             r: dict[str, Any] = {"prediction": _plain(pred[i])}
@@ -168,7 +143,7 @@ class Engine:
                 r["uncertainty"] = {k: float(v[i]) for k, v in unc.items()}
             r["modalities_used"] = [n for n in self.names if enc.masks[n][i]]
             if weights is not None:
-                r["weights"] = {n: float(weights[i, j]) for j, n in enumerate(wnames)}
+                r["weights"] = {n: float(weights[i, j]) for j, n in enumerate(res["weight_names"])}
             results.append(r)
         return results
 
