@@ -1,4 +1,4 @@
-"""The ``modalfuse`` command: train, evaluate, predict, retrieve, demo, datasets, encoders, fusions."""
+"""The ``modalfuse`` command: train, evaluate, predict, retrieve, demo, datasets, encoders, fusions, route."""
 from __future__ import annotations
 
 import argparse
@@ -420,6 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("fusions", "encoders"):
         sub.add_parser(name, help=f"list the registered {name}").set_defaults(func=cmd_registry)
+
+    from .routing.cli import add_route_parser  # argparse only; the router loads on use
+
+    add_route_parser(sub)
     return p
 
 
