@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ class Timetable:
     trips: list[Trip]
     untimed_skipped: int = 0
     dates: list[dt.date] = field(default_factory=list)  # every date with service, for messages
+    listed_stops: frozenset[str] = frozenset()  # every stop_id of stops.txt, served on the date or not
 
     @property
     def first_departure(self) -> int:
@@ -117,12 +119,12 @@ def _raw(zf: zipfile.ZipFile, path: str, name: str, columns: tuple[str, ...]):
     return frame
 
 
-def _check_refs(path: str, zf: zipfile.ZipFile) -> None:
+def _check_refs(path: str, zf: zipfile.ZipFile) -> frozenset[str]:
     """Every stop_times row names a known trip and stop, every trip a known route; ids are non-empty."""
     stops = _raw(zf, path, "stops.txt", REQUIRED["stops.txt"])
     routes = _raw(zf, path, "routes.txt", REQUIRED["routes.txt"])
     trips = _raw(zf, path, "trips.txt", REQUIRED["trips.txt"])
-    times = _raw(zf, path, "stop_times.txt", ("trip_id", "stop_id"))
+    times = _raw(zf, path, "stop_times.txt", REQUIRED["stop_times.txt"])
     for name, frame, key in (("stops.txt", stops, "stop_id"), ("routes.txt", routes, "route_id"), ("trips.txt", trips, "trip_id")):
         blank = frame.index[frame[key].str.strip() == ""]
         if len(blank):
@@ -141,6 +143,7 @@ def _check_refs(path: str, zf: zipfile.ZipFile) -> None:
             row = int(bad[0])
             raise FeedError(f"{column} {frame[column][row]!r} is not in {target} ({len(bad)} such rows)",
                             table=f"{path}:{name}", row=row + 1, column=column)
+    return frozenset(stops["stop_id"])
 
 
 def service_dates(path: str | Path) -> dict[dt.date, frozenset[str]]:
@@ -171,24 +174,30 @@ def load_timetable(path: str | Path, date: str | dt.date | None = None) -> Timet
             raise FeedError("the feed lacks calendar.txt and calendar_dates.txt (one is needed for the service day)", table=path)
         if any(names[n] != n for n in REQUIRED):
             raise FeedError("feed files must sit at the top of the zip, not in a folder", table=path)
-        _check_refs(path, zf)
+        listed = _check_refs(path, zf)
     try:
-        by_date = service_dates(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            by_date = service_dates(path)
     except Exception as err:  # noqa: BLE001
         raise FeedError(f"cannot read the calendar ({err})", table=path) from None
     if not by_date:
         raise FeedError("calendar.txt / calendar_dates.txt give no date with service", table=path)
     dates = sorted(by_date)
     if date is None:
-        day, _ = ptg.read_busiest_date(path)  # the earliest of the dates with the most trips
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            day, _ = ptg.read_busiest_date(path)  # the earliest of the dates with the most trips
     else:
         day = parse_date(date) if not isinstance(date, dt.date) else date
     services = by_date.get(day)
     if not services:
         raise ServiceDayError(f"no service on {day.isoformat()} in {path} (service runs on dates from {dates[0].isoformat()} to {dates[-1].isoformat()})")
     try:
-        feed = ptg.load_feed(path, view={"trips.txt": {"service_id": services}})
-        stops_f, routes_f, trips_f, times_f = feed.stops, feed.routes, feed.trips, feed.stop_times
+        with warnings.catch_warnings():  # partridge's own pandas deprecations, not the user's to fix
+            warnings.simplefilter("ignore")
+            feed = ptg.load_feed(path, view={"trips.txt": {"service_id": services}})
+            stops_f, routes_f, trips_f, times_f = feed.stops, feed.routes, feed.trips, feed.stop_times
     except Exception as err:  # noqa: BLE001
         raise FeedError(f"partridge cannot read the feed ({err})", table=path) from None
 
@@ -238,4 +247,4 @@ def load_timetable(path: str | Path, date: str | dt.date | None = None) -> Timet
                           tuple(pick[i] != 1 for i in rows), tuple(drop[i] != 1 for i in rows)))
     if not trips:
         raise ServiceDayError(f"no trip with two timed stops runs on {day.isoformat()} in {path}")
-    return Timetable(path, day, frozenset(services), stops, routes, trips, untimed, dates)
+    return Timetable(path, day, frozenset(services), stops, routes, trips, untimed, dates, listed)

@@ -140,8 +140,8 @@ class Network:
         sid = str(stop_id).strip()
         if sid in self.index:
             return self.index[sid]
-        if sid in self.timetable.stops:
-            raise UnknownStopError(f"stop {sid!r} ({self.timetable.stops[sid].name}) is in stops.txt but no trip serves it on {self.timetable.date.isoformat()}")
+        if sid in self.timetable.listed_stops or sid in self.timetable.stops:
+            raise UnknownStopError(f"stop {sid!r} is in stops.txt but no trip serves it on {self.timetable.date.isoformat()}")
         import difflib
 
         names = {f"{s} ({self.timetable.stops[s].name})": s for s in self.stop_ids}
