@@ -28,6 +28,12 @@ def cmd_route(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ..errors import ConfigError
+
+    for module in ("partridge", "networkx"):
+        try:
+            __import__(module)
+        except ImportError:
+            raise ConfigError(f"modalfuse route needs {module}: pip install 'modalfuse[routing]'") from None
     from .feed import format_time, load_timetable, parse_time
     from .graph import Network, RoutingOptions
     from .journey import describe
