@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 
 from modalfuse.cli import main  # noqa: E402
 from modalfuse.errors import ModalfuseError  # noqa: E402
-from modalfuse.routing.brute import TimeExpandedGraph  # noqa: E402
+from modalfuse.routing.brute import RideLayeredGraph, TimeExpandedGraph  # noqa: E402
 from modalfuse.routing.errors import FeedError, ServiceDayError, UnknownStopError  # noqa: E402
 from modalfuse.routing.feed import load_timetable, parse_time  # noqa: E402
 from modalfuse.routing.graph import Network, RoutingOptions  # noqa: E402
@@ -203,6 +203,17 @@ def test_pareto_set(networks, raw) -> None:
         else:
             assert direct is None, (o, d, t)
     assert max(sizes) >= 2, "some query should trade a transfer for an earlier arrival"
+
+
+def test_pareto_set_matches_ride_layered_dijkstra(networks) -> None:
+    net, _ = networks[120]
+    layered = RideLayeredGraph(net, max_rides=4)
+    traded = 0
+    for o, d, t in _queries(net, 100, seed=5):
+        front = [(j.transfers, j.arrival) for j in pareto(net, o, d, t, max_rounds=4)]
+        assert front == layered.pareto(o, d, t), (o, d, t)
+        traded += len(front) > 1
+    assert traded >= 3
 
 
 def test_change_time_only_removes_connections(networks) -> None:
