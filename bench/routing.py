@@ -1,14 +1,16 @@
 """RAPTOR against the brute-force reference on the whole Cairns feed: random (origin, destination, departure) queries.
 
     .venv/bin/python bench/routing.py                     # 1,000 queries, seed 0, transfer penalties 120 s and 0 s
-    .venv/bin/python bench/routing.py --queries 200 --out /tmp/r.md
+    .venv/bin/python bench/routing.py --queries 200 --pareto-queries 0 --out /tmp/r.md
 
 Each query is answered by RAPTOR (modalfuse.routing.raptor.pareto: the whole (arrival, transfers) Pareto set,
 whose last entry is the earliest arrival) and by Dijkstra (networkx) on the time-expanded graph of
 modalfuse.routing.brute, both under the same rules (graph.py: the penalty is a minimum change time). They agree
 when both give the same earliest arrival time, or both say unreachable. Per-query latency is wall time
 (perf_counter) of one call, after the network and the time-expanded graph are built (their build times are
-reported apart); the two methods alternate which goes first. Writes docs/results/routing.md and prints it last.
+reported apart); the two methods alternate which goes first. On the first --pareto-queries queries the whole
+Pareto set is also checked against Dijkstra on the ride-layered graph (brute.RideLayeredGraph). Writes
+docs/results/routing.md and prints it last.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def run(feed: str, date, penalty: int, n: int, seed: int, window: tuple[str, str]) -> dict:
+def run(feed: str, date, penalty: int, n: int, seed: int, window: tuple[str, str], pareto_n: int = 0, max_rides: int = 5) -> dict:
     from modalfuse.routing.brute import TimeExpandedGraph
     from modalfuse.routing.feed import format_time, load_timetable, parse_time
     from modalfuse.routing.graph import Network, RoutingOptions
@@ -72,7 +74,27 @@ def run(feed: str, date, penalty: int, n: int, seed: int, window: tuple[str, str
             reached += 1
             transfers[front[-1].transfers] += 1
             front_sizes[len(front)] += 1
+    pareto_check = None
+    if pareto_n:
+        from modalfuse.routing.brute import RideLayeredGraph
+
+        s = time.perf_counter()
+        layered = RideLayeredGraph(net, max_rides)
+        build = time.perf_counter() - s
+        same, ms, differ = 0, [], []
+        for o, d, t in queries[:pareto_n]:
+            mine = [(j.transfers, j.arrival) for j in pareto(net, o, d, t, max_rounds=max_rides)]
+            s = time.perf_counter()
+            ref = layered.pareto(o, d, t)
+            ms.append((time.perf_counter() - s) * 1000)
+            same += mine == ref
+            if mine != ref:
+                differ.append(f"{o} → {d} at {format_time(t)}: RAPTOR {mine}, layered Dijkstra {ref}")
+        pareto_check = {"n": pareto_n, "same": same, "ms": ms, "differ": differ, "build_s": build,
+                        "nodes": layered.graph.number_of_nodes(), "edges": layered.graph.number_of_edges()}
+        del layered
     return {"tt": tt, "net": net, "brute": brute, "penalty": penalty, "n": n, "load_s": t1 - t0, "net_s": t2 - t1,
+            "pareto": pareto_check, "max_rides": max_rides,
             "brute_s": t3 - t2, "fast": fast_ms, "slow": slow_ms, "disagree": disagree, "reached": reached,
             "transfers": transfers, "fronts": front_sizes, "window": (format_time(lo), format_time(hi))}
 
@@ -85,12 +107,16 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window", default="06:00-21:00", help="departure times are drawn uniformly in [start, end) (default 06:00-21:00)")
     p.add_argument("--penalties", default="120,0", help="transfer penalties (minimum change times, s) to run, comma-separated")
+    p.add_argument("--pareto-queries", type=int, default=200,
+                   help="check the whole Pareto set on the first N queries (ride-layered Dijkstra, about 1 s each; first penalty only)")
+    p.add_argument("--max-rides", type=int, default=5, help="rides per journey in the Pareto check (default 5)")
     p.add_argument("--out", default=str(RESULTS_DIR / "routing.md"))
     args = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start_load, started = loadavg(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     window = tuple(args.window.split("-", 1))
-    runs = [run(args.feed, args.date, int(x), args.queries, args.seed, window) for x in args.penalties.split(",")]
+    runs = [run(args.feed, args.date, int(x), args.queries, args.seed, window, args.pareto_queries if k == 0 else 0, args.max_rides)
+            for k, x in enumerate(args.penalties.split(","))]
     end_load = loadavg()
     from modalfuse.routing.feed import format_time
 
@@ -130,6 +156,16 @@ def main() -> None:
         dist = ", ".join(f"{k}: {v}" for k, v in sorted(r["transfers"].items()))
         fronts = ", ".join(f"{k}: {v}" for k, v in sorted(r["fronts"].items()))
         lines.append(f"- penalty {r['penalty']} s: transfers of the earliest journey ({dist}); Pareto set sizes ({fronts})")
+    for r in runs:
+        pc = r["pareto"]
+        if pc:
+            lines += ["", f"Pareto set check (penalty {r['penalty']} s, the first {pc['n']} queries, journeys of at most "
+                      f"{r['max_rides']} rides): RAPTOR's set of (transfers, arrival) equals that of Dijkstra on the "
+                      f"ride-layered time-expanded graph ({pc['nodes']:,} nodes, {pc['edges']:,} edges, built in "
+                      f"{pc['build_s']:.1f} s) for **{pc['same']} / {pc['n']}** queries; one layered Dijkstra (the whole "
+                      f"graph, every ride count) takes median {statistics.median(pc['ms']):.0f} ms, p99 {percentile(pc['ms'], 99):.0f} ms."]
+            if pc["differ"]:
+                lines += [""] + [f"- {x}" for x in pc["differ"][:10]]
     for r in runs:
         if r["disagree"]:
             lines += ["", f"Disagreements at penalty {r['penalty']} s (first 10):", ""] + [f"- {x}" for x in r["disagree"][:10]]

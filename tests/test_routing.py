@@ -263,10 +263,15 @@ def test_unknown_stops_and_times(networks) -> None:
             stop_id=lambda f: f.stop_id.where(f.index != f.index[5], "424242"))), r"stop_times.txt, row 6, column 'stop_id': stop_id '424242' is not in stops.txt"),
         (lambda t: t.__setitem__("trips.txt", t["trips.txt"].assign(
             route_id=lambda f: f.route_id.where(f.index != f.index[2], "999-423"))), r"trips.txt, row 3, column 'route_id': route_id '999-423' is not in routes.txt"),
+        (lambda t: t.__setitem__("trips.txt", t["trips.txt"].assign(
+            service_id=lambda f: f.service_id.where(f.index != f.index[0], "NO-SUCH-DAY"))), r"trips.txt, row 1, column 'service_id': service_id 'NO-SUCH-DAY' is not in calendar"),
+        (lambda t: t.__setitem__("stop_times.txt", t["stop_times.txt"].assign(
+            arrival_time=lambda f: f.arrival_time.where(f.index != f.index[3], "00:00:01"),
+            departure_time=lambda f: f.departure_time.where(f.index != f.index[3], "00:00:01"))), r"times go backwards on trip '.+' at stop_sequence"),
         (lambda t: t.__setitem__("stop_times.txt", t["stop_times.txt"].drop(columns="arrival_time")), "lacks the required column"),
         (lambda t: t.__setitem__("stops.txt", t["stops.txt"].assign(stop_lat="")), "no valid coordinates"),
     ],
-    ids=["missing-stops", "missing-calendar", "unknown-stop-ref", "unknown-route-ref", "missing-column", "no-coordinates"],
+    ids=["missing-stops", "missing-calendar", "unknown-stop-ref", "unknown-route-ref", "unknown-service-ref", "backwards-times", "missing-column", "no-coordinates"],
 )
 def test_broken_feeds_are_named(tables, tmp_path, change, message) -> None:
     broken = {k: v.reset_index(drop=True) for k, v in tables.items()}

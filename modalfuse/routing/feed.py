@@ -2,7 +2,7 @@
 
 Partridge selects the trips whose service runs on the date (calendar.txt plus calendar_dates.txt exceptions).
 Before that, the raw files are checked: required files and columns present, every stop_times row pointing at a
-known trip and stop, every trip at a known route. Errors name the file, the row (1-based data row, the header
+known trip and stop, every trip at a known route and service. Errors name the file, the row (1-based data row, the header
 not counted) and the field. Stops of a trip without times (GTFS non-timepoints) are left out of that trip: the
 router neither boards nor alights there, rather than inventing interpolated times.
 """
@@ -132,8 +132,13 @@ def _check_refs(path: str, zf: zipfile.ZipFile) -> frozenset[str]:
         dup = frame.index[frame[key].duplicated()]
         if len(dup):
             raise FeedError(f"duplicate {key} {frame[key][dup[0]]!r}", table=f"{path}:{name}", row=int(dup[0]) + 1, column=key)
+    services: set[str] = set()
+    for name in CALENDARS:
+        if name in zf.namelist():
+            services |= set(_raw(zf, path, name, ("service_id",))["service_id"])
     checks = (
         ("trips.txt", trips, "route_id", set(routes["route_id"]), "routes.txt"),
+        ("trips.txt", trips, "service_id", services, "calendar.txt or calendar_dates.txt"),
         ("stop_times.txt", times, "trip_id", set(trips["trip_id"]), "trips.txt"),
         ("stop_times.txt", times, "stop_id", set(stops["stop_id"]), "stops.txt"),
     )
