@@ -1,4 +1,4 @@
-"""The ``modalfuse`` command: train, evaluate, predict, retrieve, demo, datasets, encoders, fusions."""
+"""The ``modalfuse`` command: train, evaluate, predict, retrieve, demo, datasets, encoders, fusions, route."""
 from __future__ import annotations
 
 import argparse
@@ -338,6 +338,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="modalfuse", description="Multimodal learning: train, evaluate and predict from YAML configs.")
+    p.set_defaults(light=False)  # commands that never touch the learning library (route) set light=True
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
@@ -429,6 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schema", help="print the JSON schema of a config, every component's options included")
     sc.add_argument("--output", "-o", help="write it to this file instead")
     sc.set_defaults(func=cmd_schema)
+
+    from .routing.cli import add_route_parser  # argparse only; the router loads on use
+
+    add_route_parser(sub)
     return p
 
 
@@ -436,7 +441,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _quiet()
     args = build_parser().parse_args(argv)
-    if argv is None:
+    if argv is None and not args.light:
         # a command-line process is short-lived: load the library, then keep its ~500k long-lived objects
         # (torch, Lightning) out of every full garbage collection (~250 ms each), the one at exit included
         from . import api  # noqa: F401
