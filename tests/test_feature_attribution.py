@@ -1,0 +1,84 @@
+"""Integrated gradients per modality kind: the known informative columns rank first, completeness, shapes."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("captum", reason="captum is not installed (pip install -e '.[explain]')")
+
+from modalfuse.api import MultimodalModel  # noqa: E402
+from modalfuse.errors import ConfigError  # noqa: E402
+from modalfuse.evaluate.feature_attribution import integrated_gradients, save_overlay  # noqa: E402
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread: on a shared 2-core machine two spinning threads make these small models ~10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+def test_only_the_two_informative_columns_rank_first() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6))
+    frame = pd.DataFrame(x, columns=[f"c{i}" for i in range(6)])
+    frame["y"] = ((x[:, 1] - x[:, 4]) > 0).astype(int)
+    mods = [{"name": "tab", "kind": "tabular", "options": {"numeric": [f"c{i}" for i in range(6)]}, "encoder": {"dim": 16, "options": {"hidden": 32, "dropout": 0.0}}}]
+    model = MultimodalModel(mods, "y", {"fusion": {"name": "concat", "dim": 16}}, {"max_epochs": 15, "batch_size": 64, "progress": False, "seed": 0, "val_fraction": 0.0, "patience": 0})
+    model.fit(frame)
+    fa = integrated_gradients(model, frame, "tab", limit=200)
+    ranking = [name for name, _ in fa.ranking()]
+    assert set(ranking[:2]) == {"c1", "c4"}, fa.ranking()
+    assert np.abs(fa.delta).max() < 1e-3
+    assert fa.scores.shape == (200, 6) and fa.feature_names == [f"c{i}" for i in range(6)]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    from conftest import FAST_TRAIN, build_table, modality_specs
+
+    folder = tmp_path_factory.mktemp("ig")
+    csv, frame = build_table(folder, n=16, seed=1)
+    model = MultimodalModel(modality_specs("image", "audio", "text", "tabular"), "label", {"fusion": {"name": "concat", "dim": 8}}, FAST_TRAIN)
+    model.fit(csv)
+    table = frame.assign(image=[str(folder / p) for p in frame["image"]], audio=[str(folder / p) for p in frame["audio"]])
+    table.loc[0, "image"] = ""  # no image in row 0: it is not explained for the image
+    return model, table
+
+
+@pytest.mark.parametrize("modality, shape", [("image", (12, 12)), ("audio", (16, None)), ("text", (8,)), ("tabular", (3,))])
+def test_each_kind_is_complete_with_its_baseline(fitted, modality, shape) -> None:
+    model, table = fitted
+    fa = integrated_gradients(model, table, modality, n_steps=64, batch_size=5, internal_batch_size=40)
+    n = len(table) - (modality == "image")
+    assert len(fa.rows) == n and fa.scores.shape[0] == n and (modality != "image" or 0 not in fa.rows)
+    assert all(s is None or s == got for s, got in zip(shape, fa.scores.shape[1:]))
+    assert np.isfinite(fa.scores).all() and np.abs(fa.scores).sum() > 0
+    assert np.abs(fa.delta).max() < 0.02  # Σ scores ≈ f(x) − f(baseline)
+    proba = model.predict_frame(table).filter(like="proba_").to_numpy()
+    keep = [i for i, r in enumerate(table.index) if r in fa.rows]
+    assert list(fa.target) == list(proba[keep].argmax(axis=1))
+    if modality == "text":
+        assert fa.tokens.shape == fa.scores.shape
+        pad = model.preprocessors["text"].encoder_info()["pad_id"]
+        assert np.all(fa.scores[fa.tokens == pad] == 0)  # pads equal the baseline: nothing to attribute
+
+
+def test_overlay_png_and_errors(fitted, tmp_path) -> None:
+    model, table = fitted
+    fa = integrated_gradients(model, table.iloc[1:3], "image", baseline="mean")
+    image = model.featurize(table.iloc[1:2]).inputs["image"][0].numpy()
+    path = save_overlay(image, fa.scores[0], tmp_path / "overlay.png", "row 1")
+    from PIL import Image
+
+    with Image.open(path) as img:
+        assert img.size[0] > 200 and len(set(np.asarray(img.convert("L")).ravel().tolist())) > 10
+    with pytest.raises(ConfigError, match="unknown modality"):
+        integrated_gradients(model, table, "video")
+    with pytest.raises(ConfigError, match="'blur' or 'mean'"):
+        integrated_gradients(model, table, "image", baseline="noise")
