@@ -1,0 +1,140 @@
+"""``modalfuse report``: plots, the self-contained HTML file and its Markdown summary, checked in a real browser.
+
+The browser test drives Debian's ``chromium`` (headless) with Playwright, network blocked: only file: and data:
+URLs may load. It skips with a reason when Playwright or Chromium is absent (.ci/run installs Chromium).
+"""
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modalfuse.cli import main
+from modalfuse.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread: on a shared 2-core machine two spinning threads make these small models ~10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """Train through the CLI on a tiny table (image + tabular, gated fusion: it has weights), then report."""
+    from conftest import build_table
+    from test_cli import write_config
+
+    root = tmp_path_factory.mktemp("report")
+    csv, frame = build_table(root / "data", n=24, seed=7)
+    config = write_config(root / "data", model={"fusion": {"name": "gated", "dim": 16}, "head_hidden": 8},
+                          train={"max_epochs": 25, "batch_size": 8, "lr": 0.01, "patience": 0, "progress": False, "val_fraction": 0.25, "seed": 0})
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+        assert main(["train", str(config), "--run-dir", str(root / "runs")]) == 0
+    run = next((root / "runs").iterdir())
+    (run / "fusion_cost_scaling.csv").write_text((REPO / "docs" / "results" / "fusion_cost_scaling.csv").read_text())
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["report", str(run), "-o", str(root / "out" / "report.html"), "--slice", "color"]) == 0
+    return run, root / "out" / "report.html", out.getvalue(), frame
+
+
+def test_report_is_self_contained_and_complete(report) -> None:
+    run, html_path, stdout, frame = report
+    text = html_path.read_text()
+    assert "wrote " + str(html_path) in stdout and "## Slices" in stdout
+    # no reference to anything outside the file: every src is inline data, no links, scripts or CSS imports
+    srcs = re.findall(r'src="([^"]*)"', text)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r"<script|<link|@import|url\(|https?://(?!www\.w3\.org)", text)
+    for heading in ("Data", "Training", "Test evaluation", "Robustness to missing modalities", "Fusion weights",
+                    "Modality attribution", "Slices", "Robustness and cost", "Config"):
+        assert f"<h2>{heading}</h2>" in text, heading
+    # learning curves, confusion, reliability, subsets, weights, attribution, cost scaling
+    assert len(srcs) == 7
+    md = html_path.with_suffix(".md").read_text()
+    assert md.count("- figure:") == 7 and "| color | blue | " in md and "image+tabular" in md
+    # the data table reconciles with the run's reports
+    assert f"<td>{len(frame)}</td>" in text  # the test split: 24 rows read
+
+
+def test_report_errors_are_one_line(tmp_path, capsys) -> None:
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    from modalfuse.report.html import build_report
+
+    with pytest.raises(ConfigError, match="holds no run"):
+        build_report(tmp_path / "empty")
+
+
+def test_plots_write_readable_pngs(tmp_path) -> None:
+    from PIL import Image
+
+    from modalfuse.report import plots
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    paths = [
+        plots.confusion_matrix(y, np.where(rng.random(60) < 0.8, y, (y + 1) % 3), ["a", "b", "c"], tmp_path / "cm.png"),
+        plots.learning_curves(pd.DataFrame({"epoch": [0, 1, 2], "train_loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.8, 0.7], "val_accuracy": [0.5, 0.7, 0.8]}), tmp_path / "lc.png"),
+        plots.modality_weights(rng.dirichlet([1, 1], 50), ["a", "b"], tmp_path / "w.png"),
+        plots.robustness_curves(pd.DataFrame({"modality": "a", "corruption": "noise", "level": [0.0, 0.5, 1.0], "accuracy": [0.9, 0.7, 0.4]}), tmp_path / "r.png"),
+    ]
+    for path in paths:
+        with Image.open(path) as img:
+            assert img.size[0] > 300 and len(np.unique(np.asarray(img.convert("L")))) > 20
+
+
+def test_report_in_a_real_browser(report) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[explain]')")
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from PIL import Image
+
+    _, html_path, _, _ = report
+    blocked, errors = [], []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+
+            def route(r):
+                if r.request.url.startswith(("file:", "data:")):
+                    return r.continue_()
+                blocked.append(r.request.url)
+                return r.abort()
+
+            page.route("**/*", route)
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(html_path.resolve().as_uri(), wait_until="load")
+            images = page.query_selector_all("img")
+            assert len(images) == 7
+            for img in images:
+                natural = img.evaluate("e => [e.complete, e.naturalWidth, e.naturalHeight]")
+                box = img.bounding_box()
+                assert natural[0] and natural[1] > 0 and natural[2] > 0, natural
+                assert box and box["width"] > 100 and box["height"] > 100, box
+                shot = Image.open(io.BytesIO(img.screenshot())).convert("RGB")
+                colours = np.unique(np.asarray(shot).reshape(-1, 3), axis=0)
+                assert len(colours) > 10, f"{img.get_attribute('alt')}: rendered as a near-uniform image"
+            (REPO / "docs").mkdir(exist_ok=True)
+            page.screenshot(path=str(REPO / "docs" / "report_screenshot.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == [] and blocked == []
