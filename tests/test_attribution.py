@@ -161,3 +161,20 @@ def test_regression_explains_the_output(tmp_path) -> None:
     loss = att.frame[att.frame["quantity"] == "loss"]
     assert np.allclose(loss["value_all"], (part["value_all"].to_numpy() - frame["y"].to_numpy()) ** 2, atol=1e-4)
     assert np.allclose(loss[["shapley_image", "shapley_tabular"]].sum(axis=1), loss["value_all"] - loss["value_none"], atol=1e-9)
+
+
+def test_explain_command_writes_parquet(fitted, tmp_path, capsys) -> None:
+    from modalfuse.cli import main
+
+    model, table = fitted
+    model.save(tmp_path / "model")
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert main(["explain", str(tmp_path / "model"), str(tmp_path / "t.csv"), "-o", str(tmp_path / "out" / "a.parquet")]) == 0
+    out = capsys.readouterr().out
+    assert "exact Shapley values" in out and f"wrote {2 * len(table)} rows" in out
+    frame = pd.read_parquet(tmp_path / "out" / "a.parquet")
+    direct = model.explain(table).frame
+    assert list(frame.columns) == list(direct.columns)
+    assert np.allclose(frame["shapley_image"], direct["shapley_image"], atol=1e-6)
+    assert main(["explain", str(tmp_path / "nowhere"), str(tmp_path / "t.csv"), "-o", str(tmp_path / "b.parquet")]) == 2
+    assert "holds no saved model" in capsys.readouterr().err

@@ -158,8 +158,8 @@ def attribution_summary(frame: pd.DataFrame, modalities: Sequence[str], path: Pa
         ax.scatter(j + 1 + rng.uniform(-0.15, 0.15, len(d)), d, s=4, alpha=0.4, color=COLOURS[j % 8], marker=MARKERS[j % 8])
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(1, len(modalities) + 1), list(modalities))
-    ax.set_ylabel(f"Shapley value of {quantity}")
-    ax.set_title("per sample")
+    ax.set_ylabel("Shapley value")
+    ax.set_title(f"per sample: {quantity}")
     if pairs:
         bx = axes[0, 1]
         means = [part[c].mean() for c in pairs]
@@ -169,7 +169,7 @@ def attribution_summary(frame: pd.DataFrame, modalities: Sequence[str], path: Pa
         bx.set_ylim(-0.75, len(pairs) - 0.25)
         bx.set_yticks(range(len(pairs)), labels)
         bx.axvline(0, color="black", lw=0.8)
-        bx.set_xlabel("mean interaction (> 0 complementary, < 0 redundant)")
+        bx.set_xlabel("mean interaction\n(> 0 complementary, < 0 redundant)")
         bx.set_title("pairs")
     fig.suptitle(title)
     return _save(fig, path)
@@ -190,8 +190,12 @@ def cost_scaling(frame: pd.DataFrame, path: Path, title: str = "fusion cost agai
     bx.set_ylabel("fusion parameters")
     ax.set_yscale("log")
     bx.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
     for axis in (ax, bx):
-        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.legend(fontsize=7, ncol=2)
     fig.suptitle(title)
     return _save(fig, path)
