@@ -190,12 +190,12 @@ def cost_scaling(frame: pd.DataFrame, path: Path, title: str = "fusion cost agai
     bx.set_ylabel("fusion parameters")
     ax.set_yscale("log")
     bx.set_yscale("log")
-    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+    from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
     for axis in (ax, bx):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7, ncol=2)
     fig.suptitle(title)
     return _save(fig, path)
