@@ -139,3 +139,24 @@ def test_browser_check_catches_blank_broken_and_remote_images(tmp_path) -> None:
     assert by_alt["broken"]["natural"] == (0, 0) and not by_alt["broken"]["ok"]
     assert check.blocked == ["http://example.invalid/x.png"]
     assert any("boom" in e for e in check.console_errors)
+
+
+def test_regression_run_report(tmp_path) -> None:
+    from conftest import FAST_TRAIN, build_table, modality_specs
+
+    from modalfuse.api import MultimodalModel
+    from modalfuse.report.html import build_report
+
+    csv, frame = build_table(tmp_path / "data", n=20, seed=8)
+    frame["y"] = frame["x1"] * 3.0
+    frame.to_csv(csv, index=False)
+    model = MultimodalModel(modality_specs("image", "tabular"), "y", {"fusion": {"name": "late"}}, FAST_TRAIN, task="regression")
+    model.fit(csv, run_dir=tmp_path / "run")
+    model.save(tmp_path / "run" / "model")
+    report = build_report(tmp_path / "run", data=csv, slices=["color"])
+    text = report.html.read_text()
+    assert "confusion" not in text and "reliability" not in text
+    assert report.figures == ["learning curves from metrics.csv", "test mae with only each subset of modalities present",
+                              "per-sample modality weights of the fusion (test)", "modality attribution of prediction"]
+    md = report.markdown.read_text()
+    assert "| slice | value | n | abs_error |" in md and "| color | red | 7 |" in md
