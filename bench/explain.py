@@ -195,7 +195,8 @@ def part_c(work: Path, data_dir: str) -> str:
     peak = max(res["audio"]["peak_mb"], res["image"]["peak_mb"])
     lines = header("Peak memory of integrated gradients over 1,000 spoken + written digit samples", f"{SEED} (model)", started, load0) + [
         "Fused concat model of bench/spoken_digits.py (seed 0), loaded in a fresh process; the first 1,000 training",
-        "rows (1 s of 8 kHz audio + a 16×16 image each) are featurised, then IG of the predicted class's probability runs",
+        "rows (1 s of 8 kHz audio + a 16×16 image each; the table is ordered by digit, so digits 0–3) are featurised,",
+        "then IG of the predicted class's probability runs",
         "for the audio modality (on the log-mel spectrogram, from silence) and for the image (from a blurred copy):",
         "64 steps, 16 samples at a time, Captum evaluating 256 path points per pass. Peak RSS is the process's",
         "`ru_maxrss` (everything: Python, torch, the data, the model).", "",
