@@ -82,3 +82,28 @@ def test_overlay_png_and_errors(fitted, tmp_path) -> None:
         integrated_gradients(model, table, "video")
     with pytest.raises(ConfigError, match="'blur' or 'mean'"):
         integrated_gradients(model, table, "image", baseline="noise")
+
+
+def test_graph_atoms_and_sequence_residues(tmp_path) -> None:
+    pytest.importorskip("rdkit")
+    pytest.importorskip("torch_geometric")
+    drugs = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "C1CCNCC1"]
+    proteins = ["MKTAYIAKQR", "MSTNPKPQRK", "MADEEKLPPG"]
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame([(d, p, float(rng.normal(6, 1))) for d in drugs for p in proteins for _ in range(2)], columns=["smiles", "sequence", "affinity"])
+    mods = [
+        {"name": "drug", "kind": "graph", "columns": ["smiles"], "encoder": {"dim": 8, "options": {"hidden": 8, "layers": 2}}},
+        {"name": "protein", "kind": "sequence", "columns": ["sequence"], "options": {"max_len": 12},
+         "encoder": {"dim": 8, "options": {"embed_dim": 8, "filters": [8], "kernel_size": 3, "dropout": 0.0}}},
+    ]
+    model = MultimodalModel(mods, "affinity", {"fusion": {"name": "concat", "dim": 8}}, {"max_epochs": 3, "batch_size": 8, "progress": False, "seed": 0}, task="regression")
+    model.fit(frame)
+    atoms = integrated_gradients(model, frame, "drug", n_steps=64)
+    assert len(atoms.scores) == len(frame)
+    from rdkit import Chem
+
+    assert [len(s) for s in atoms.scores] == [Chem.MolFromSmiles(s).GetNumAtoms() for s in frame["smiles"]]
+    assert np.abs(atoms.delta).max() < 0.02
+    residues = integrated_gradients(model, frame, "protein", n_steps=64)
+    assert residues.scores.shape == (len(frame), 12) and residues.tokens.shape == (len(frame), 12)
+    assert np.abs(residues.delta).max() < 0.02
