@@ -64,6 +64,8 @@ def test_per_sample_scores_and_presence_patterns() -> None:
     assert list(r["abs_error"]) == [0.5, 2.0] and list(r["squared_error"]) == [0.25, 4.0]
     pats = presence_patterns({"image": np.array([1, 0, 0], bool), "audio": np.array([1, 1, 0], bool)})
     assert list(pats) == ["image+audio", "audio", "none"]
+    t = slice_table(np.array([1.0, 0.0, 1.0]), {"c": ["a", np.nan, None]}, n_boot=50)
+    assert dict(zip(t["value"][1:], t["n"][1:])) == {"(missing)": 2, "a": 1}
     with pytest.raises(ConfigError, match="has 2 values for 3 samples"):
         slice_table(np.ones(3), {"c": ["a", "b"]})
 

@@ -41,6 +41,13 @@ def presence_patterns(masks: dict[str, np.ndarray]) -> np.ndarray:
     return np.array(["+".join(k for k, p in zip(names, row) if p) or "none" for row in present], dtype=object)
 
 
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # arrays and other containers are values, not missing
+        return False
+
+
 def _means(scores: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     if len(scores) == 0:
         return np.full(n_boot, np.nan)
@@ -75,7 +82,7 @@ def slice_table(
              "ci_low": np.percentile(overall, lo_q), "ci_high": np.percentile(overall, hi_q),
              "gap": 0.0, "gap_low": 0.0, "gap_high": 0.0, "p_value": 1.0, "significant": False}]
     for column, values in groups.items():
-        values = np.asarray(pd.Series(list(values)).astype(str).to_numpy(), dtype=object)
+        values = np.array(["(missing)" if _missing(v) else str(v) for v in values], dtype=object)
         if len(values) != n:
             raise ConfigError(f"slices: column {column!r} has {len(values)} values for {n} samples")
         for value in sorted(set(values.tolist())):
