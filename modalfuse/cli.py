@@ -322,8 +322,13 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     model = _with_errors(_load(args.model), args.on_error)
-    att = model.explain(_table(args.data, args.data_dir, "test"), n_permutations=args.permutations, seed=args.seed)
+    data = _table(args.data, args.data_dir, "test")
+    att = model.explain(data, n_permutations=args.permutations, seed=args.seed)
     out = _write_table(att.frame, args.output)
+    for modality in args.integrated_gradients or ():
+        from .evaluate.feature_attribution import write_attributions
+
+        print(f"integrated gradients of {modality}: " + ", ".join(str(p) for p in write_attributions(model, data, modality, out.parent)[:3]) + " ...")
     print(att.summary().to_string(index=False))
     print(f"{att.method} Shapley values{f' ({att.n_permutations} orderings, standard errors in shapley_se_*)' if att.n_permutations else ''}; wrote {len(att.frame)} rows to {out}")
     return 0
@@ -443,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--output", "-o", required=True, help="attributions file (.parquet or .csv)")
     x.add_argument("--permutations", type=int, default=200, help="orderings sampled beyond 8 modalities (default 200)")
     x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--integrated-gradients", "--ig", action="append", metavar="MODALITY",
+                   help="also write integrated gradients of this modality beside the output (npz; overlays for images)")
     x.add_argument("--data-dir")
     x.add_argument("--on-error", choices=["raise", "skip"])
     x.set_defaults(func=cmd_explain)

@@ -78,6 +78,16 @@ def test_overlay_png_and_errors(fitted, tmp_path) -> None:
 
     with Image.open(path) as img:
         assert img.size[0] > 200 and len(set(np.asarray(img.convert("L")).ravel().tolist())) > 10
+    from modalfuse.cli import main
+
+    model.save(tmp_path / "model")
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert main(["explain", str(tmp_path / "model"), str(tmp_path / "t.csv"), "-o", str(tmp_path / "out" / "a.csv"), "--ig", "image", "--ig", "tabular"]) == 0
+    saved = np.load(tmp_path / "out" / "ig_image.npz")
+    assert saved["scores"].shape == (len(table) - 1, 12, 12) and "0" not in set(saved["rows"])
+    assert len(list((tmp_path / "out").glob("ig_image_row*.png"))) == 8
+    ranking = pd.read_csv(tmp_path / "out" / "ig_tabular_ranking.csv")
+    assert set(ranking["feature"]) == {"x1", "x2", "color"} and ranking["mean_abs_ig"].is_monotonic_decreasing
     with pytest.raises(ConfigError, match="unknown modality"):
         integrated_gradients(model, table, "video")
     with pytest.raises(ConfigError, match="'blur' or 'mean'"):

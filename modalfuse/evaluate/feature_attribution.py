@@ -100,8 +100,7 @@ def _plan(model: "MultimodalModel", name: str, kind: str, baseline: Optional[str
     pre = model.preprocessors[name]
     if kind == "vector":
         cols = pre.config.columns
-        width = None
-        return None, False, torch.zeros_like, lambda a: a.reshape(len(a), -1), (cols if len(cols) > 1 else width)
+        return None, False, torch.zeros_like, lambda a: a.reshape(len(a), -1), (list(cols) if len(cols) > 1 else None)
     if kind == "tabular":
         names = list(pre.numeric) + list(pre.categorical)
         if hasattr(encoder, "embeds") and hasattr(encoder, "net"):
@@ -282,3 +281,38 @@ def save_overlay(image: np.ndarray, scores: np.ndarray, path: Union[str, Path], 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def write_attributions(model: "MultimodalModel", data: Any, modality: str, folder: Union[str, Path], overlays: int = 8, **options: Any) -> list[Path]:
+    """Integrated gradients of ``modality`` written to ``folder``: ``ig_<modality>.npz`` (scores, rows, target,
+    delta, and tokens / feature names where there are), a CSV ranking for vector / tabular, and for images
+    saliency overlays of the first ``overlays`` samples."""
+    fa = integrated_gradients(model, data, modality, **options)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {"rows": np.asarray([str(r) for r in fa.rows]), "target": fa.target, "delta": fa.delta}
+    if fa.kind == "graph":
+        arrays["scores"] = np.concatenate(fa.scores) if fa.scores else np.zeros(0, np.float32)
+        arrays["atoms_per_sample"] = np.array([len(s) for s in fa.scores])
+    else:
+        arrays["scores"] = fa.scores
+    if fa.tokens is not None:
+        arrays["tokens"] = fa.tokens
+    if fa.feature_names is not None:
+        arrays["feature_names"] = np.asarray(fa.feature_names)
+    written = [folder / f"ig_{modality}.npz"]
+    np.savez_compressed(written[0], **arrays)
+    if fa.feature_names is not None:
+        import pandas as pd
+
+        written.append(folder / f"ig_{modality}_ranking.csv")
+        pd.DataFrame(fa.ranking(), columns=["feature", "mean_abs_ig"]).to_csv(written[-1], index=False)
+    if fa.kind == "image" and overlays:
+        from .attribution import _as_features
+
+        features = _as_features(model, data)
+        position = {r: i for i, r in enumerate(features.rows)}
+        images = _encoder_input(features, modality)
+        for k, row in enumerate(fa.rows[:overlays]):
+            written.append(save_overlay(images[position[row]].numpy(), fa.scores[k], folder / f"ig_{modality}_row{row}.png", f"row {row}"))
+    return written
