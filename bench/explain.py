@@ -227,7 +227,7 @@ def part_d(work: Path, data_dir: str) -> str:
     texts.append(write("slices_spoken_digits.md", header("Slices: accuracy per FSDD speaker (spoken + written digits)", f"{SEED} (model, bootstrap)", started, load0) + [
         "Models of bench/spoken_digits.py (seed 0, 2,700 train rows) scored on the 300 test rows (recordings 0–4 of every",
         "speaker and digit, so 50 per speaker). Bootstrap: 2,000 resamples, percentile 95 % intervals; the gap is",
-        "slice − overall; `significant` = two-sided bootstrap p < 0.05 / (number of slices in the table) (Bonferroni).", "",
+        "slice − overall; p: two-sided permutation test (2,000 random sets of the same size); `significant` = p < 0.05 / (number of slices) (Bonferroni).", "",
         *sections]))
 
     started, load0 = time.strftime("%Y-%m-%d %H:%M:%S %Z"), os.getloadavg()
@@ -247,7 +247,7 @@ def part_d(work: Path, data_dir: str) -> str:
         "Model of examples/womens_clothing.yaml (review text + product table, concat fusion; trained on the 2,349-row",
         "val.csv, seed 0) scored on the 2,349 test rows. `Department Name` is also one of the model's input columns; the age",
         "band is cut from `Age` here. Bootstrap: 2,000 resamples, percentile 95 % intervals; the gap is slice − overall;",
-        "`significant` = two-sided bootstrap p < 0.05 / (number of slices) (Bonferroni); slices under 10 rows are left out.", "",
+        "p: two-sided permutation test (2,000 random sets of the same size); `significant` = p < 0.05 / (number of slices) (Bonferroni);", "slices under 10 rows are left out.", "",
         f"Test accuracy {m['accuracy']:.2%} (F1 {m['f1']:.3f}).", "", markdown(table)]))
     return "\n".join(texts)
 

@@ -36,6 +36,18 @@ def test_a_clearly_worse_slice_is_flagged_and_equal_slices_are_not() -> None:
         assert row["gap"] == pytest.approx(0.0) and not row["significant"] and row["p_value"] > 0.5
 
 
+def test_a_small_perfect_slice_is_not_significant_by_itself() -> None:
+    # 14 samples all right when 92 % of all are: a random 14 are all right 0.92^14 ≈ 31 % of the time
+    rng = np.random.default_rng(3)
+    scores = (rng.random(2000) < 0.92).astype(float)
+    group = np.array(["big"] * 2000, dtype=object)
+    group[np.flatnonzero(scores == 1)[:14]] = "small"
+    t = slice_table(scores, {"g": group}, n_boot=2000, seed=0)
+    small = t[t["value"] == "small"].iloc[0]
+    assert small["accuracy"] == 1.0 and small["ci_low"] == 1.0  # the bootstrap interval degenerates ...
+    assert 0.15 < small["p_value"] < 0.5 and not small["significant"]  # ... the permutation test does not
+
+
 def test_interval_width_matches_the_binomial_standard_error() -> None:
     rng = np.random.default_rng(0)
     scores = (rng.random(400) < 0.8).astype(float)

@@ -3,10 +3,15 @@
 Each metric here is a mean of per-sample scores (accuracy = mean of 0/1 correctness, log loss, absolute
 or squared error), so a slice's bootstrap replicate is the mean of a resample of its samples. The gap of a
 slice to the overall metric is ``m_slice − m_all``; since the overall metric mixes the slice and the rest,
-its bootstrap replicates come from resampling the slice and the rest independently. A gap is flagged as
-significant when its two-sided bootstrap p-value is below ``alpha`` divided by the number of slices in the
-table (Bonferroni), so that a table of many slices does not flag some by chance; intervals are shown at
-the unadjusted 1 − ``alpha`` level.
+its bootstrap replicates come from resampling the slice and the rest independently. Intervals are
+percentile intervals at the 1 − ``alpha`` level.
+
+The p-value of a gap comes from a permutation test: how often a random set of the same number of samples
+(drawn without replacement from all of them) deviates from the overall metric at least as much, with the
+usual +1 correction so it is never 0. Unlike a bootstrap of the slice it stays right for small slices at the
+edge (14 samples all correct cannot be told apart from luck when 92 % are). A gap is flagged as significant
+when p is below ``alpha`` divided by the number of slices in the table (Bonferroni), so that a table of many
+slices does not flag some by chance.
 """
 from __future__ import annotations
 
@@ -54,6 +59,21 @@ def _means(scores: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndar
     return scores[rng.integers(0, len(scores), size=(n_boot, len(scores)))].mean(axis=1)
 
 
+def _permutation_p(scores: np.ndarray, k: int, observed: float, n_perm: int, rng: np.random.Generator) -> float:
+    """Two-sided p-value of a slice of size ``k`` whose mean deviates by ``observed`` from the overall mean."""
+    n = len(scores)
+    if k == n:
+        return 1.0
+    overall, hits, done = scores.mean(), 0, 0
+    chunk = max(1, 2_000_000 // n)
+    while done < n_perm:
+        b = min(chunk, n_perm - done)
+        pick = rng.random((b, n)).argpartition(k - 1, axis=1)[:, :k]
+        hits += int((np.abs(scores[pick].mean(axis=1) - overall) >= abs(observed) - 1e-12).sum())
+        done += b
+    return (1 + hits) / (1 + n_perm)
+
+
 def slice_table(
     scores: np.ndarray,
     groups: dict[str, Sequence[Any]],
@@ -64,7 +84,7 @@ def slice_table(
     seed: int = 0,
     min_n: int = 1,
 ) -> pd.DataFrame:
-    """One row per (slice column, value): n, metric with CI, gap to overall with CI, p-value, significance flag.
+    """One row per (slice column, value): n, metric with CI, gap to overall with CI, permutation p-value, flag.
 
     ``scores``: per-sample scores [n] (the metric is their mean); ``groups``: slice name → per-sample values.
     Values with fewer than ``min_n`` samples are left out. The first row is the overall metric.
@@ -93,8 +113,8 @@ def slice_table(
             s_b, r_b = _means(scores[inside], n_boot, rng), _means(scores[~inside], n_boot, rng)
             m_b = s_b if k == n else (k * s_b + (n - k) * r_b) / n
             gap_b = s_b - m_b
-            p = 1.0 if k == n else min(1.0, 2 * min((gap_b <= 0).mean(), (gap_b >= 0).mean()))
             m_s = scores[inside].mean()
+            p = _permutation_p(scores, k, m_s - scores.mean(), n_boot, rng)
             rows.append({"slice": column, "value": value, "n": k, metric: m_s,
                          "ci_low": np.percentile(s_b, lo_q), "ci_high": np.percentile(s_b, hi_q),
                          "gap": m_s - scores.mean(), "gap_low": np.percentile(gap_b, lo_q), "gap_high": np.percentile(gap_b, hi_q),

@@ -250,7 +250,7 @@ def _model_sections(doc: _Doc, model, test: Any, source: str, slices: Sequence[s
         doc.table(att.interactions())
     doc.section("Slices")
     doc.text("Metric per slice with bootstrap 95 % intervals (1,000 resamples); gap = slice − overall; "
-             "significant: two-sided bootstrap p < 0.05 / number of slices (Bonferroni).", note=True)
+             "p: permutation test against random sets of the same size; significant: p < 0.05 / number of slices (Bonferroni).", note=True)
     table = model_slices(model, test, list(slices), n_boot=1000, seed=seed)
     doc.table(table)
 
