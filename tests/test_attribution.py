@@ -120,7 +120,10 @@ def test_attribution_goes_through_the_missing_modality_path(fitted) -> None:
     assert np.allclose(loss["value_all"], -np.log(p_true), atol=1e-5)
     summary = att.summary()
     assert set(summary["modality"]) == set(att.modalities)
-    assert np.isclose(summary.groupby("quantity")["share_largest"].sum(), 1.0).all()
+    assert np.isclose(summary.groupby("quantity")["share_top"].sum(), 1.0).all()
+    phi = loss[[f"shapley_{m}" for m in att.modalities]].to_numpy()
+    expected_top = np.bincount(phi.argmin(axis=1), minlength=3) / len(phi)  # for the loss: who lowers it most
+    assert np.allclose(summary[summary["quantity"] == "loss"]["share_top"], expected_top)
     assert len(att.interactions()) == 2 * 3
 
 

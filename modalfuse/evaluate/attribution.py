@@ -47,19 +47,20 @@ class ModalityAttribution:
     info: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
-        """Per quantity and modality: mean Shapley value, mean |Shapley|, mean leave-one-out delta, and the
-        share of samples where the modality has the largest Shapley value."""
+        """Per quantity and modality: mean Shapley value, mean |Shapley|, mean leave-one-out delta, and
+        ``share_top``, the share of samples where the modality contributes most: the largest Shapley value of
+        the prediction, the most negative of the loss (the modality that lowers the loss most)."""
         rows = []
         for quantity, part in self.frame.groupby("quantity", sort=False):
             phi = part[[f"shapley_{m}" for m in self.modalities]].to_numpy()
-            top = phi.argmax(axis=1) if len(phi) else np.zeros(0, dtype=int)
+            top = (phi.argmin(axis=1) if quantity == "loss" else phi.argmax(axis=1)) if len(phi) else np.zeros(0, dtype=int)
             for j, m in enumerate(self.modalities):
                 rows.append({
                     "quantity": quantity, "modality": m, "n": len(part),
                     "mean_shapley": float(phi[:, j].mean()) if len(phi) else math.nan,
                     "mean_abs_shapley": float(np.abs(phi[:, j]).mean()) if len(phi) else math.nan,
                     "mean_loo": float(part[f"loo_{m}"].mean()),
-                    "share_largest": float((top == j).mean()) if len(phi) else math.nan,
+                    "share_top": float((top == j).mean()) if len(phi) else math.nan,
                 })
         return pd.DataFrame(rows)
 

@@ -242,7 +242,9 @@ def _model_sections(doc: _Doc, model, test: Any, source: str, slices: Sequence[s
     part = features.subset(np.random.default_rng(seed).permutation(len(features))[:n]) if n < len(features) else features
     att = model.explain(part)
     doc.text(f"{att.method} Shapley values over modality subsets through the missing-modality path, {n} test rows"
-             f"{' (random subset, seed ' + str(seed) + ')' if n < len(features) else ''}; quantities: {', '.join(att.frame['quantity'].unique())}.")
+             f"{' (random subset, seed ' + str(seed) + ')' if n < len(features) else ''}; quantities: {', '.join(att.frame['quantity'].unique())}. "
+             "A positive value raises the predicted class's probability (or the regression output); for the loss, a negative value "
+             "means the modality lowers the loss. Interactions: > 0 complementary, < 0 redundant.")
     quantity = att.frame["quantity"].iloc[0]
     doc.figure(plots.attribution_summary(att.frame, att.modalities, doc.fig_path("attribution"), quantity), f"modality attribution of {quantity}")
     doc.table(att.summary())
