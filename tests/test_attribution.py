@@ -1,7 +1,6 @@
 """Modality attribution: Shapley algebra on games with known answers, and the real missing-modality path."""
 from __future__ import annotations
 
-import itertools
 from dataclasses import replace
 
 import numpy as np

@@ -153,8 +153,12 @@ def test_regression_run_report(tmp_path) -> None:
     model = MultimodalModel(modality_specs("image", "tabular"), "y", {"fusion": {"name": "late"}}, FAST_TRAIN, task="regression")
     model.fit(csv, run_dir=tmp_path / "run")
     model.save(tmp_path / "run" / "model")
-    report = build_report(tmp_path / "run", data=csv, slices=["color"])
+    from modalfuse.serve.bundle import export_bundle
+
+    export_bundle(tmp_path / "run", tmp_path / "bundle")
+    report = build_report(tmp_path / "run", data=csv, slices=["color"], bundle=tmp_path / "bundle")
     text = report.html.read_text()
+    assert "<h2>Model card</h2>" in text and '&quot;task&quot;: &quot;regression&quot;' in text
     assert "confusion" not in text and "reliability" not in text
     assert report.figures == ["learning curves from metrics.csv", "test mae with only each subset of modalities present",
                               "per-sample modality weights of the fusion (test)", "modality attribution of prediction"]

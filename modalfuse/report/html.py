@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import json
 import tempfile
 import time
@@ -226,7 +227,7 @@ def _model_sections(doc: _Doc, model, test: Any, source: str, slices: Sequence[s
     key = "accuracy" if classification else "mae"
     rows = []
     for k in range(len(names), 0, -1):
-        for subset in __import__("itertools").combinations(names, k):
+        for subset in itertools.combinations(names, k):
             masks = {n: features.masks[n] if n in subset else torch.zeros_like(features.masks[n]) for n in names}
             rows.append({"modalities": "+".join(subset), "count": k, key: model.evaluate(replace(features, masks=masks))[key]})
     subsets = pd.DataFrame(rows)
