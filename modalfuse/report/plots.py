@@ -190,10 +190,11 @@ def cost_scaling(frame: pd.DataFrame, path: Path, title: str = "fusion cost agai
     bx.set_ylabel("fusion parameters")
     ax.set_yscale("log")
     bx.set_yscale("log")
-    from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
     for axis in (ax, bx):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7, ncol=2)
