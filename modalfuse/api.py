@@ -271,6 +271,12 @@ class MultimodalModel:
         result["n"] = len(y)
         return result
 
+    def explain(self, data: Any, **options: Any):
+        """Per-sample modality attribution (leave-one-out, Shapley, pair interactions); see :mod:`modalfuse.evaluate.attribution`."""
+        from .evaluate.attribution import modality_attribution
+
+        return modality_attribution(self, data, **options)
+
     def calibrate(self, data: Any) -> float:
         """Fit a softmax temperature on held-out labelled data (never the test set); returns it."""
         from .evaluate.calibration import fit_temperature

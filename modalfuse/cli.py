@@ -1,4 +1,4 @@
-"""The ``modalfuse`` command: train, evaluate, predict, retrieve, demo, datasets, encoders, fusions, route."""
+"""The ``modalfuse`` command: train, evaluate, predict, explain, report, retrieve, route, demo, datasets, registries, schema."""
 from __future__ import annotations
 
 import argparse
@@ -316,6 +316,30 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    model = _with_errors(_load(args.model), args.on_error)
+    data = _table(args.data, args.data_dir, "test")
+    att = model.explain(data, n_permutations=args.permutations, seed=args.seed)
+    out = _write_table(att.frame, args.output)
+    for modality in args.integrated_gradients or ():
+        from .evaluate.feature_attribution import write_attributions
+
+        print(f"integrated gradients of {modality}: " + ", ".join(str(p) for p in write_attributions(model, data, modality, out.parent)[:3]) + " ...")
+    print(att.summary().to_string(index=False))
+    print(f"{att.method} Shapley values{f' ({att.n_permutations} orderings, standard errors in shapley_se_*)' if att.n_permutations else ''}; wrote {len(att.frame)} rows to {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.html import build_report
+
+    data = _table(args.data, args.data_dir, "test") if args.data else None
+    report = build_report(args.run_dir, args.output, bundle=args.bundle, data=data, data_dir=args.data_dir, slices=args.slice or ())
+    print(report.markdown.read_text())
+    print(f"wrote {report.html} ({len(report.figures)} figures inlined) and {report.markdown}")
+    return 0
+
+
 def cmd_registry(args: argparse.Namespace) -> int:
     from .schema import registries
 
@@ -424,6 +448,27 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data-dir")
     q.add_argument("--on-error", choices=["raise", "skip"])
     q.set_defaults(func=cmd_retrieve)
+
+    x = sub.add_parser("explain", help="per-sample modality attribution (leave-one-out, Shapley, interactions) of a saved model")
+    x.add_argument("model", help="a saved model folder (RUN/model)")
+    x.add_argument("data", help="CSV/Parquet table (labelled: the loss is explained too), or dataset:NAME")
+    x.add_argument("--output", "-o", required=True, help="attributions file (.parquet or .csv)")
+    x.add_argument("--permutations", type=int, default=200, help="orderings sampled beyond 8 modalities (default 200)")
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--integrated-gradients", "--ig", action="append", metavar="MODALITY",
+                   help="also write integrated gradients of this modality beside the output (npz; overlays for images)")
+    x.add_argument("--data-dir")
+    x.add_argument("--on-error", choices=["raise", "skip"])
+    x.set_defaults(func=cmd_explain)
+
+    rp = sub.add_parser("report", help="one self-contained HTML report (and a Markdown summary) of a run folder")
+    rp.add_argument("run_dir")
+    rp.add_argument("--output", "-o", help="HTML file (default RUN_DIR/report.html)")
+    rp.add_argument("--bundle", help="a bundle whose model card goes in the report")
+    rp.add_argument("--data", help="labelled test table (default: the config's test table or built-in dataset)")
+    rp.add_argument("--slice", action="append", help="a column to tabulate the metric by (repeatable)")
+    rp.add_argument("--data-dir")
+    rp.set_defaults(func=cmd_report)
 
     for name in ("fusions", "encoders", "heads", "kinds"):
         sub.add_parser(name, help=f"list the registered {name}").set_defaults(func=cmd_registry)

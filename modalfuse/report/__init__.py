@@ -1,0 +1,1 @@
+"""Reports of a run: matplotlib plots, one self-contained HTML file and a Markdown summary."""
