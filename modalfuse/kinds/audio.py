@@ -9,7 +9,7 @@ import io
 import struct
 from math import gcd
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 
 import numpy as np
 from pydantic import Field

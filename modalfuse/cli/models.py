@@ -1,0 +1,215 @@
+"""Commands on models: train, evaluate, predict (streamed too), export, serve, demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import ModalfuseError
+
+
+def _run_dir(base: str, name: str) -> Path:
+    path = Path(base) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    suffix = 1
+    while path.exists():
+        path = Path(f"{path}-{suffix}")
+        suffix += 1
+    path.mkdir(parents=True)
+    return path
+
+
+def _table(data: Any, data_dir: Optional[str], split: str):
+    """A table path, or ``dataset:NAME`` for a built-in dataset's split."""
+    if isinstance(data, str) and data.startswith("dataset:"):
+        from ..datasets import load_dataset
+
+        ds = load_dataset(data.split(":", 1)[1], data_dir=data_dir)
+        return getattr(ds, split)
+    return data
+
+
+def _experiment(args: argparse.Namespace):
+    """(config, model, train, val, test) from a YAML config; built-in datasets fill in the data."""
+    from ..api import MultimodalModel
+    from ..config import load_config
+
+    cfg = load_config(args.config)
+    if args.max_epochs:
+        cfg.train.max_epochs = args.max_epochs
+    train, val, test = cfg.data.train, cfg.data.val, cfg.data.test
+    modalities, target = None, None
+    if cfg.data.dataset:
+        from ..datasets import load_dataset
+
+        ds = load_dataset(cfg.data.dataset, data_dir=args.data_dir or cfg.data.data_dir)
+        train, test = ds.train, (test or ds.test)
+        modalities, target = ds.modalities, ds.target
+    return cfg, MultimodalModel.from_config(cfg, modalities, target), train, val, test
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..api import write_config
+
+    cfg, model, train, val, test = _experiment(args)
+    run = _run_dir(args.run_dir or cfg.run_dir, Path(args.config).stem)
+    resolved = cfg.model_copy(deep=True)
+    resolved.modalities = model.modalities
+    resolved.data.target = model.target
+    write_config(resolved, run / "config.yaml")
+    model.fit(train, val, run_dir=run)
+    model.save(run / "model")
+    summary: dict[str, Any] = {"training": model.history, "data": {k: r.summary() for k, r in model.reports.items()}}
+    if test is not None:
+        summary["test"] = model.evaluate(test)
+        model.reports["evaluate"].write(run, "test")
+    (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    for name, line in summary["data"].items():
+        print(f"{name}: {line}")
+    if "test" in summary:
+        print("test: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["test"].items()))
+    print(f"run folder: {run}")
+    return 0
+
+
+def _load(model_dir: str):
+    from ..api import MultimodalModel
+
+    return MultimodalModel.load(Path(model_dir))
+
+
+def _with_errors(model, on_error: Optional[str]):
+    if on_error:
+        model.on_error = on_error
+    return model
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    model = _with_errors(_load(args.model), args.on_error)
+    metrics = model.evaluate(_table(args.data, args.data_dir, "test"))
+    print(model.reports["evaluate"].summary())
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _write_table(frame, path: str) -> Path:
+    """Write a frame as Parquet (.parquet / .pq) or CSV, creating the folder; returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    return out
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    model = _with_errors(_load(args.model), args.on_error)
+    if getattr(args, "chunk_size", None):
+        return _predict_chunked(model, args)
+    frame = model.predict_frame(_table(args.data, args.data_dir, "test"))
+    out = _write_table(frame, args.output)
+    report = model.reports["predict"]
+    print(report.summary())
+    if report.skipped:
+        report.write(out.parent, out.stem)
+        print(f"skipped rows listed in {out.parent / (out.stem + '_skipped.csv')}")
+    print(f"wrote {len(frame)} predictions to {out}")
+    return 0
+
+
+def _predict_chunked(model, args: argparse.Namespace) -> int:
+    """Stream a large CSV/TSV in chunks of ``--chunk-size`` rows, appending predictions to the output."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from ..data.readers import Table
+    from ..errors import DataError
+
+    source = Path(args.data)
+    if source.suffix.lower() not in (".csv", ".tsv", ".txt") or not source.exists():
+        raise DataError("--chunk-size streams CSV/TSV files only; give an existing .csv or .tsv file", table=source)
+    base = source.resolve().parent
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    parquet = out.suffix.lower() in (".parquet", ".pq")
+    if out.exists():
+        out.unlink()
+    with open(source, "rb") as fh:
+        total = max(0, sum(1 for _ in fh) - 1)
+    reader = pd.read_csv(source, sep="\t" if source.suffix.lower() == ".tsv" else ",", chunksize=args.chunk_size)
+    writer, written, read, skipped = None, 0, 0, []
+    bar = tqdm(total=total, unit="row", desc="predict", disable=not sys.stderr.isatty() and not os.environ.get("MODALFUSE_PROGRESS"))
+    try:
+        for chunk in reader:
+            try:  # file cells (images, audio, series) resolve against the table's folder
+                frame = model.predict_frame(Table(chunk, str(source), base))
+            except DataError as err:
+                raise DataError(err.reason, row=err.row, column=err.column, table=source, file=err.file) from None
+            report = model.reports["predict"]
+            read += report.rows_read
+            skipped += report.skipped
+            if parquet:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(str(out), table.schema)
+                writer.write_table(table.cast(writer.schema))
+            else:
+                frame.to_csv(out, mode="a", header=written == 0, index=False)
+            written += len(frame)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    print(f"{source}: {read} rows read, {written} used, {len(skipped)} skipped (chunks of {args.chunk_size})")
+    if skipped:
+        from ..data import SkipReport
+
+        SkipReport(str(source), len(skipped), 0, skipped).write(out.parent, out.stem)
+        print(f"skipped rows listed in {out.parent / (out.stem + '_skipped.csv')}")
+    print(f"wrote {written} predictions to {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..serve.bundle import export_bundle
+
+    eval_data = _table(args.eval, args.data_dir, "test") if args.eval else None
+    path = export_bundle(args.source, args.bundle, eval_data=eval_data, eval_name=args.eval, data_files=args.data_file, onnx=args.onnx)
+    print(f"bundle written to {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..serve.app import ServeSettings, serve
+
+    key = None
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env)
+        if not key:
+            raise ModalfuseError(f"--api-key-env: environment variable {args.api_key_env} is unset or empty")
+    elif args.api_key_file:
+        try:
+            key = Path(args.api_key_file).read_text().strip()
+        except OSError as err:
+            raise ModalfuseError(f"--api-key-file: cannot read {args.api_key_file} ({err})") from None
+        if not key:
+            raise ModalfuseError(f"--api-key-file: {args.api_key_file} is empty")
+    settings = ServeSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, timeout_s=args.timeout_s,
+                             max_body_mb=args.max_body_mb, api_key=key, threads=args.threads)
+    print(f"serving {args.bundle} on http://{args.host}:{args.port} (max batch {args.max_batch}, max wait {args.max_wait_ms} ms)", flush=True)
+    serve(args.bundle, args.host, args.port, settings, log_level=args.log_level)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    run_demo(run_root=args.run_dir, seed=args.seed, epochs=args.epochs)
+    return 0
