@@ -25,6 +25,7 @@ def main() -> None:
     from modalfuse.data.entities import Indexed
     from modalfuse.datasets import load_dataset
     from modalfuse.data.target import TargetEncoder
+    from modalfuse.evaluate.benchmark import load_average
 
     davis = load_dataset("davis", args.data_dir)
     drug, protein = davis.modalities
@@ -43,6 +44,7 @@ def main() -> None:
         return batch
 
     rows = []
+    load_start = load_average()
     steps = 1 if args.quick else args.steps
     for size in [int(s) for s in args.batch_sizes.split(",")]:
         for mode in ("once per batch", "once per pair"):
@@ -71,7 +73,8 @@ def main() -> None:
     lines = [
         "# Davis training throughput (GraphDTA-GIN-sized network)", "",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
-        f"Machine: {info['cores']} cores, {info['cpu']}; torch {info['torch']}, {args.threads} threads; nothing else running  ",
+        f"Machine: {info['cores']} cores, {info['cpu']}; torch {info['torch']}, {args.threads} threads  ",
+        f"Load average (1 / 5 / 15 min): {load_start} at the start of the timed steps, {load_average()} at the end  ",
         f"Command: `{command_line()}`  ",
         f"Seed: 0; {steps} timed optimisation steps per row after one warm-up step  ",
         f"Featurising the 25,046 training pairs (68 drugs, 379 distinct sequences): {prep:.1f} s", "",

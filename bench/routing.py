@@ -29,8 +29,9 @@ from common import RESULTS_DIR, command_line, default_data_dir, machine_info, pu
 
 
 def loadavg() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} (1 min), {five:.2f} (5 min), {fifteen:.2f} (15 min)"
+    from modalfuse.evaluate.benchmark import load_average
+
+    return load_average() + " (1 / 5 / 15 min)"
 
 
 def percentile(values: list[float], q: float) -> float:

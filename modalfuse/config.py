@@ -4,7 +4,6 @@ Unknown keys are refused with a "did you mean" hint naming the full key path.
 """
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -12,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
-from .options import parse_options
+from .options import as_value_error as _as_value_error, format_validation_error, parse_options
 
 
 
@@ -55,7 +54,7 @@ class ModalityConfig(_Strict):
             if isinstance(opts, BaseModel):
                 opts = opts.model_dump()
             if isinstance(opts, dict):
-                if opts.get("kind", data["kind"]) != data["kind"]:
+                if opts.get("kind") not in (None, data["kind"]):
                     raise ValueError(f"options: options are for kind {opts['kind']!r} but the modality is {data['kind']!r}")
                 data["options"] = _as_value_error(parse_options, kind.Options, {**opts, "kind": data["kind"]}, "options", f"kind {data['kind']!r}")
         return data
@@ -90,24 +89,6 @@ class ModalityConfig(_Strict):
             raise ValueError(f"encoder.name: encoder {self.encoder.name!r} takes {'/'.join(cls.kinds)} modalities, "
                              f"not {self.kind!r}; for {self.kind} use one of {fits}")
         _as_value_error(ENCODERS.validate, self.encoder.name, self.encoder.options, "encoder")
-
-
-def _as_value_error(fn, *args, key: Optional[str] = None, rename: tuple[str, str] = ("", "")):
-    """Call a registry check; its ConfigError becomes the ValueError pydantic places under the config key.
-
-    Messages start with the key relative to the model being validated (``options.heads: ...``), which
-    ``format_validation_error`` joins to the full path (``model.fusion.options.heads: ...``).
-    """
-    try:
-        return fn(*args)
-    except ConfigError as err:
-        lines = []
-        for text in str(err).splitlines():
-            if rename[0] and text.startswith(rename[0] + "."):
-                text = rename[1] + text[len(rename[0]):]
-            lines.append(text if key is None or _RELATIVE_KEY.match(text) else f"{key}: {text}")
-        raise ValueError("\n".join(lines)) from None
-
 
 
 class FusionConfig(_Strict):
@@ -301,75 +282,6 @@ class ModelSpec(_Strict):
     target: str
     classes: Optional[list[Any]] = None
     temperature: float = Field(1.0, gt=0, description="Softmax temperature fitted by calibrate() (1 = none).")
-
-
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the pydantic model found by walking ``loc`` (best effort)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(part)
-            if field is None:
-                current = None
-                continue
-            current = _inner_model(field.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _inner_model(annotation: Any) -> Any:
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-_RELATIVE_KEY = __import__("re").compile(r"^((?:encoder|options|head|head_options|name|kind)(?:\.[\w\[\]]+)*): ")
-
-
-def _name_of(e: dict[str, Any], part: Any) -> str:
-    """A list index in a key path, replaced by the item's name where the failing item has one (modalities.photo)."""
-    if isinstance(part, int) and isinstance(e.get("input"), dict) and isinstance(e["input"].get("name"), str) and e["loc"][-1] == part:
-        return e["input"]["name"]
-    return str(part)
-
-
-def format_validation_error(err: ValidationError, model: type[BaseModel] = None, source: str = "config", at: Optional[str] = None) -> str:
-    """Turn pydantic's report into lines of 'source: key.path: problem (did you mean ...)'.
-
-    ``at`` is the key path of the validated object inside a larger config (``modalities.photo``), prefixed to every key.
-    """
-    lines = []
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        named = ([at] if at else []) + [_name_of(e, p) for p in loc]
-        head = f"{source}: " if source else ""
-        key = ".".join(named) or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "value_error":
-            for text in msg.removeprefix("Value error, ").splitlines():
-                relative = _RELATIVE_KEY.match(text)
-                if relative:  # a registry check names the key below loc: join them into one path
-                    lines.append(f"{head}{'.'.join([*named, relative.group(1)])}: {text[relative.end():]}")
-                else:
-                    lines.append(f"{head}{key}: {text}")
-            continue
-        if e["type"] == "extra_forbidden" and model is not None:
-            known = _fields_at(model, loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            msg = f"unknown key {loc[-1]!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-            if known:
-                msg += f" (allowed: {', '.join(known)})"
-        lines.append(f"{head}{key}: {msg}")
-    return "\n".join(lines)
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> Config:

@@ -8,11 +8,15 @@ pydantic model of its own. The JSON schema of every section falls out of these m
 """
 from __future__ import annotations
 
+import difflib
 import inspect
+import re
 import typing
 from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from .errors import ConfigError
 
 #: common constrained types for option signatures
 PosInt = Annotated[int, Field(ge=1)]
@@ -55,8 +59,6 @@ def options_model(cls: type, fixed: tuple[str, ...] = ()) -> type[BaseModel]:
 
 def parse_options(model: type[BaseModel], options: dict[str, Any], where: str, label: str = "the component") -> BaseModel:
     """``options`` as an instance of ``model``, or a ConfigError with one line per problem."""
-    from .errors import ConfigError
-
     if not isinstance(options, dict):
         raise ConfigError(f"{where}: expected a mapping of options, got {type(options).__name__}")
     try:
@@ -73,8 +75,6 @@ def validate_options(model: type[BaseModel], options: dict[str, Any], where: str
 
 def describe_error(e: dict[str, Any], where: str, known: list[str], label: str = "the component") -> str:
     """One line per problem: the full key, what is wrong, the allowed values or range, and what was given."""
-    import difflib
-
     key = ".".join(str(p) for p in e["loc"])
     if e["type"] == "extra_forbidden":
         close = difflib.get_close_matches(str(e["loc"][-1]), known, n=1)
@@ -93,3 +93,91 @@ def options_schema(model: type[BaseModel]) -> dict[str, Any]:
 def defaults(model: type[BaseModel]) -> dict[str, Optional[Any]]:
     """Each option's default (None where it has none)."""
     return {k: (None if f.is_required() else f.get_default(call_default_factory=True)) for k, f in model.model_fields.items()}
+
+
+# -- config errors: pydantic's report as one line per problem, naming the full key --------------------
+
+def as_value_error(fn, *args, key: Optional[str] = None, rename: tuple[str, str] = ("", "")):
+    """Call a registry check; its ConfigError becomes the ValueError pydantic places under the config key.
+
+    Messages start with the key relative to the model being validated (``options.heads: ...``), which
+    ``format_validation_error`` joins to the full path (``model.fusion.options.heads: ...``).
+    """
+    try:
+        return fn(*args)
+    except ConfigError as err:
+        lines = []
+        for text in str(err).splitlines():
+            if rename[0] and text.startswith(rename[0] + "."):
+                text = rename[1] + text[len(rename[0]):]
+            lines.append(text if key is None or _RELATIVE_KEY.match(text) else f"{key}: {text}")
+        raise ValueError("\n".join(lines)) from None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the pydantic model found by walking ``loc`` (best effort)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                current = None
+                continue
+            current = _inner_model(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+_RELATIVE_KEY = re.compile(r"^((?:encoder|options|head|head_options|name|kind)(?:\.[\w\[\]]+)*): ")
+
+
+def _name_of(e: dict[str, Any], part: Any) -> str:
+    """A list index in a key path, replaced by the item's name where the failing item has one (modalities.photo)."""
+    if isinstance(part, int) and isinstance(e.get("input"), dict) and isinstance(e["input"].get("name"), str) and e["loc"][-1] == part:
+        return e["input"]["name"]
+    return str(part)
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel] = None, source: str = "config", at: Optional[str] = None) -> str:
+    """Turn pydantic's report into lines of 'source: key.path: problem (did you mean ...)'.
+
+    ``at`` is the key path of the validated object inside a larger config (``modalities.photo``), prefixed to every key.
+    """
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        named = ([at] if at else []) + [_name_of(e, p) for p in loc]
+        head = f"{source}: " if source else ""
+        key = ".".join(named) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "value_error":
+            for text in msg.removeprefix("Value error, ").splitlines():
+                relative = _RELATIVE_KEY.match(text)
+                if relative:  # a registry check names the key below loc: join them into one path
+                    lines.append(f"{head}{'.'.join([*named, relative.group(1)])}: {text[relative.end():]}")
+                else:
+                    lines.append(f"{head}{key}: {text}")
+            continue
+        if e["type"] == "extra_forbidden" and model is not None:
+            known = _fields_at(model, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            msg = f"unknown key {loc[-1]!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+            if known:
+                msg += f" (allowed: {', '.join(known)})"
+        lines.append(f"{head}{key}: {msg}")
+    return "\n".join(lines)

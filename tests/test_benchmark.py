@@ -1,6 +1,8 @@
 """The benchmark harness end to end on a tiny run, and its config validation."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -35,3 +37,33 @@ def test_benchmark_config_typo_is_reported(tmp_path):
     path.write_text("name: x\ndataset: handwritten\nmethods: [{fusion: {name: concat}}]\nseed: [1]\n")
     with pytest.raises(ConfigError, match="seed.*did you mean 'seeds'"):
         load_benchmark(path)
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "bench" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_benchmark_config_runs_one_seed_one_epoch(path, tmp_path, shared_data, monkeypatch):
+    """Each shipped benchmark config loads, and every method (and peer, where its package is installed) trains and tests.
+
+    Smoke scale: the first seed, one epoch, at most 40 rows per split, all methods in this process.
+    """
+    import importlib.util
+
+    cfg = load_benchmark(path)
+    cfg.data_dir, cfg.seeds, cfg.limit_rows, cfg.threads = str(shared_data), cfg.seeds[:1], 40, 1
+    cfg.train = cfg.train.model_copy(update={"max_epochs": 1, "warmup_epochs": 0, "progress": False})
+    for method in cfg.methods:
+        method.train = {k: v for k, v in method.train.items() if k not in ("max_epochs", "warmup_epochs")}
+        if method.train.get("ensemble", 1) > 1:
+            method.train["ensemble"] = 2
+    cfg.estimators = [e for e in cfg.estimators if importlib.util.find_spec(e.estimator.split(".")[0]) is not None]
+    frame = run_benchmark(cfg, "pytest", tmp_path, progress=False, in_process=True)
+    expected = [m.title for m in cfg.methods] + [e.label for e in cfg.estimators]
+    assert set(expected) <= set(frame["method"])
+    metric = "accuracy" if "accuracy" in frame.columns else "mse"
+    assert frame[metric].notna().all()
+    for names in cfg.drop_at_test:
+        column = "without " + " + ".join(names)
+        assert column in frame.columns and frame[column].notna().any()
+    assert (tmp_path / f"{cfg.name}.md").read_text().count("\n|") >= len(expected)

@@ -165,5 +165,3 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 
-if __name__ == "__main__":
-    sys.exit(main())

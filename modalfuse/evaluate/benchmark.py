@@ -63,6 +63,7 @@ class BenchmarkConfig(BaseModel):
         default_factory=list, description="Extra metric columns: each trained model evaluated again with these modalities removed from the test rows.",
     )
     estimators: list[EstimatorConfig] = Field(default_factory=list, description="Peers (scikit-learn-style estimators) run on the same split.")
+    limit_rows: Optional[int] = Field(None, gt=0, description="Smoke runs: at most this many rows per split, every class kept (never for results).")
 
 
 def load_benchmark(path: str | Path) -> BenchmarkConfig:
@@ -108,7 +109,7 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
     rows = []
     for seed in seeds:
         options = {"seed": seed} if cfg.split_by_seed else {}
-        ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, **options)
+        ds = limited(load_dataset(cfg.dataset, data_dir=cfg.data_dir, **options), cfg.limit_rows)
         mods = [m for m in ds.modalities if method.modalities is None or m.name in method.modalities]
         mods = [
             ModalityConfig.model_validate({**m.model_dump(), "encoder": method.encoders.get(m.name, cfg.encoder).model_dump()})
@@ -149,6 +150,21 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
     return rows
 
 
+def limited(ds, rows: Optional[int]):
+    """``ds`` with at most ``rows`` rows per split, spread over the classes so that each appears in both (smoke runs)."""
+    if rows is None:
+        return ds
+    from dataclasses import replace
+
+    def cut(frame: pd.DataFrame) -> pd.DataFrame:
+        if ds.task != "classification":
+            return frame.head(rows)
+        per = max(1, rows // frame[ds.target].nunique())
+        return frame.groupby(ds.target, group_keys=False, sort=False).head(per).reset_index(drop=True)
+
+    return replace(ds, train=cut(ds.train), test=cut(ds.test))
+
+
 def _main_metric(task: str) -> str:
     return "accuracy" if task == "classification" else "mse"
 
@@ -169,7 +185,8 @@ def _worker(cfg_json: str, index: int, seeds: list[int], queue) -> None:
         else:
             from ..datasets import load_dataset
 
-            queue.put(("ok", run_estimator(cfg.estimators[index - len(methods)], load_dataset(cfg.dataset, data_dir=cfg.data_dir), seeds)))
+            ds = limited(load_dataset(cfg.dataset, data_dir=cfg.data_dir), cfg.limit_rows)
+            queue.put(("ok", run_estimator(cfg.estimators[index - len(methods)], ds, seeds)))
     except Exception as err:  # reported to the parent, which shows it with the method's name
         queue.put(("error", f"{type(err).__name__}: {err}"))
 
@@ -188,8 +205,10 @@ def expand_methods(cfg: BenchmarkConfig) -> list[MethodConfig]:
     return methods
 
 
-def run_benchmark(cfg: BenchmarkConfig, command: str, out_dir: Optional[Path] = None, progress: bool = True) -> pd.DataFrame:
-    """Run every method in its own process; write ``<name>.md``, ``.csv`` and ``.png``; return per-seed rows."""
+def run_benchmark(
+    cfg: BenchmarkConfig, command: str, out_dir: Optional[Path] = None, progress: bool = True, in_process: bool = False,
+) -> pd.DataFrame:
+    """Run every method in its own process (or all here, for smoke runs); write ``<name>.md``, ``.csv`` and ``.png``."""
     from tqdm.auto import tqdm
 
     methods = expand_methods(cfg)
@@ -200,10 +219,14 @@ def run_benchmark(cfg: BenchmarkConfig, command: str, out_dir: Optional[Path] = 
     load_start = os.getloadavg()
     for i in tqdm(range(len(titles)), desc=cfg.name, disable=not progress):
         queue = ctx.Queue()
-        proc = ctx.Process(target=_worker, args=(cfg.model_dump_json(), i, cfg.seeds, queue))
-        proc.start()
+        if in_process:
+            _worker(cfg.model_dump_json(), i, cfg.seeds, queue)
+        else:
+            proc = ctx.Process(target=_worker, args=(cfg.model_dump_json(), i, cfg.seeds, queue))
+            proc.start()
         status, payload = queue.get()
-        proc.join()
+        if not in_process:
+            proc.join()
         if status != "ok":
             raise RuntimeError(f"method {titles[i]!r} failed: {payload}")
         rows.extend(payload)
@@ -262,6 +285,11 @@ def write_results(
 
 def _load(values: tuple[float, ...]) -> str:
     return " / ".join(f"{v:.2f}" for v in values)
+
+
+def load_average() -> str:
+    """The machine's load average now, as results headers state it (1 / 5 / 15 min)."""
+    return _load(os.getloadavg())
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

@@ -40,11 +40,12 @@ def is_missing(value: Any) -> bool:
 
 
 class KindOptions(BaseModel):
-    """Base of every kind's options; unknown keys are refused. ``kind`` repeats the modality's kind (saved configs carry it)."""
+    """Base of every kind's options; unknown keys are refused. ``kind`` repeats the modality's kind (saved configs carry
+    it; ``ModalityConfig`` fills it in, so ``ImageOptions(size=(16, 16))`` needs none)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str
+    kind: Optional[str] = None
 
 
 class Preprocessor(ABC):
