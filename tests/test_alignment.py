@@ -301,3 +301,14 @@ def test_efficientnet_lite0_loads_offline_and_encodes() -> None:
     assert logits.shape == (1, 1000)
     gray = build_encoder("efficientnet_lite0", 4, {"in_channels": 1, "mean": [0.5], "std": [0.25]}, {})
     assert gray(torch.randn(1, 1, 32, 32)).shape == (1, 4)
+
+
+@pytest.mark.parametrize("train,key", [({"mixup": {"alpha": 0.2}}, "mixup"), ({"warmup_epochs": 2}, "warmup_epochs"),
+                                        ({"accelerator": "gpu"}, "accelerator"), ({"gradient_modulation": {}}, "gradient_modulation"),
+                                        ({"ensemble": 3}, "ensemble")])
+def test_training_options_alignment_cannot_honour_are_refused(train, key) -> None:
+    """The contrastive loop implements lr, weight decay, batch size, epochs, patience and seed; anything else is an error, not a no-op."""
+    mods = [{"name": n, "kind": "vector"} for n in ("left", "right")]
+    with pytest.raises(ConfigError, match=rf"train\.{key}: alignment training does not support {key}"):
+        AlignedModel(mods, train={"max_epochs": 10, **train})
+    AlignedModel(mods, train={"max_epochs": 10, "lr": 0.01, "patience": 3})  # what it does implement is accepted

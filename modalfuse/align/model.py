@@ -68,6 +68,10 @@ class AlignNet(nn.Module):
         return normalise(self.projections[name](self.encoders[name](x)))
 
 
+#: training options the contrastive loop does not implement (the supervised trainer's): refused when set
+UNHONOURED = ("ensemble", "modality_dropout", "mixup", "gradient_modulation", "modality_aux_weight", "warmup_epochs", "accelerator", "devices")
+
+
 class AlignedModel:
     """Contrastive alignment of two or more modalities, with retrieval and zero-/few-shot classification.
 
@@ -96,8 +100,11 @@ class AlignedModel:
                     raise ConfigError(f"align.pairs: unknown modality {n!r} (modalities: {names})")
         if (self.align_config.label_weight > 0 or self.align_config.class_weight > 0) and label is None:
             raise ConfigError("align.label_weight and align.class_weight need a label column (label=...)")
-        if self.train_config.ensemble > 1 or self.train_config.modality_dropout > 0:
-            raise ConfigError("train.ensemble and train.modality_dropout do not apply to alignment")
+        unsupported = [key for key, value in self.train_config.model_dump().items()
+                       if key in UNHONOURED and value != TrainConfig.model_fields[key].get_default(call_default_factory=True)]
+        if unsupported:  # refused, never silently ignored
+            raise ConfigError(f"train.{unsupported[0]}: alignment training does not support {', '.join(unsupported)}; "
+                              "leave them at their defaults (alignment uses lr, weight_decay, batch_size, max_epochs, patience, seed)")
         for m in self.modalities:
             ENCODERS.get(m.encoder.name)
         self.label = label
