@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
@@ -15,8 +13,7 @@ import torch
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from . import __version__
-from .core.storage import ModelFolderError, load_state, read_json, read_tensors, save_model_folder, verify_manifest
+from .core.storage import estimator_files, load_preprocessors, load_state, open_model_folder, read_json, read_tensors, save_model_folder
 from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig, format_validation_error
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
 from .data.cache import FeatureCache
@@ -309,23 +306,17 @@ class MultimodalModel:
             for i, member in enumerate(self.members) for k, v in member.state_dict().items()
         }
         return save_model_folder(folder, tensors, {
-            "model.json": self.spec().model_dump_json(indent=2),
-            "train.json": self.train_config.model_dump_json(indent=2),
-            "preprocessors.json": json.dumps({n: p.state_dict() for n, p in self.preprocessors.items()}),
-            "meta.json": json.dumps(save_metadata(self.history), indent=2, default=str),
+            "model.json": self.spec().model_dump_json(indent=2), **estimator_files(self.train_config, self.preprocessors, self.history),
         })
 
     @classmethod
     def load(cls, folder: str | Path) -> "MultimodalModel":
         """A saved model folder (or bundle), its manifest checked first; any problem is one line naming the file."""
-        folder = Path(folder)
-        if not (folder / "model.json").exists():
-            raise ConfigError(f"{folder} holds no saved model (model.json is missing)")
-        verify_manifest(folder)
+        folder = open_model_folder(folder, "model.json")
         spec = read_json(folder, "model.json", ModelSpec)
         train = read_json(folder, "train.json", TrainConfig)
         model = cls(spec.modalities, spec.target, spec.model, train, spec.task)
-        load_preprocessors(model.preprocessors, read_json(folder, "preprocessors.json"), folder)
+        load_preprocessors(model.preprocessors, folder)
         model.target_encoder = TargetEncoder(spec.task, spec.classes)
         model.temperature = spec.temperature
         tensors = read_tensors(folder)
@@ -336,23 +327,6 @@ class MultimodalModel:
             load_state(net, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, folder)
             model.members.append(net.eval())
         return model
-
-
-def save_metadata(history: dict[str, Any]) -> dict[str, Any]:
-    """``meta.json``: versions, time, and the training history (without per-epoch rows)."""
-    return {"modalfuse": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "history": {k: v for k, v in history.items() if k != "per_epoch"}}
-
-
-def load_preprocessors(preprocessors: dict[str, Any], states: Any, folder: Path) -> None:
-    """Fitted preprocessor state from ``preprocessors.json``; a missing or malformed entry names the modality."""
-    for name, pre in preprocessors.items():
-        if not isinstance(states, dict) or name not in states:
-            raise ModelFolderError(f"{folder / 'preprocessors.json'}: no state for modality {name!r}")
-        try:
-            pre.load_state_dict(states[name])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelFolderError(f"{folder / 'preprocessors.json'}: modality {name!r}: malformed state ({type(err).__name__}: {err})") from None
 
 
 def _validated(model_cls: type[BaseModel], value: Any, source: str, at: Optional[str] = None) -> Any:

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..api import _item_key, _validated, load_preprocessors, save_metadata
-from ..core.storage import load_state, read_json, read_tensors, save_model_folder, verify_manifest
+from ..api import _item_key, _validated
+from ..core.storage import estimator_files, load_preprocessors, load_state, open_model_folder, read_json, read_tensors, save_model_folder
 from ..config import AlignConfig, ModalityConfig, TrainConfig
 from ..data import Batch, Features, SkipReport, featurize, make_preprocessor
 from ..kinds import is_missing
@@ -320,21 +320,15 @@ class AlignedModel:
         spec = {"modalities": [json.loads(m.model_dump_json()) for m in self.modalities], "label": self.label,
                 "align": json.loads(self.align_config.model_dump_json())}
         return save_model_folder(folder, net.state_dict(), {
-            "align.json": json.dumps(spec, indent=2),
-            "train.json": self.train_config.model_dump_json(indent=2),
-            "preprocessors.json": json.dumps({n: p.state_dict() for n, p in self.preprocessors.items()}),
-            "meta.json": json.dumps(save_metadata(self.history), indent=2, default=str),
+            "align.json": json.dumps(spec, indent=2), **estimator_files(self.train_config, self.preprocessors, self.history),
         })
 
     @classmethod
     def load(cls, folder: str | Path) -> "AlignedModel":
-        folder = Path(folder)
-        if not (folder / "align.json").exists():
-            raise ConfigError(f"{folder} holds no aligned model (align.json is missing)")
-        verify_manifest(folder)
+        folder = open_model_folder(folder, "align.json", "aligned model")
         spec = read_json(folder, "align.json")
         model = cls(spec["modalities"], spec["label"], spec["align"], read_json(folder, "train.json", TrainConfig))
-        load_preprocessors(model.preprocessors, read_json(folder, "preprocessors.json"), folder)
+        load_preprocessors(model.preprocessors, folder)
         model.net = AlignNet(model.modalities, model.align_config, {n: p.encoder_info() for n, p in model.preprocessors.items()})
         load_state(model.net, read_tensors(folder), folder)
         model.net.eval()

@@ -97,6 +97,45 @@ def save_model_folder(folder: str | Path, tensors: dict[str, Any], files: dict[s
     return folder
 
 
+def open_model_folder(folder: str | Path, spec_file: str, what: str = "saved model") -> Path:
+    """``folder`` as a Path once it holds ``spec_file`` and passes its manifest."""
+    folder = Path(folder)
+    if not (folder / spec_file).exists():
+        raise ModelFolderError(f"{folder} holds no {what} ({spec_file} is missing)")
+    verify_manifest(folder)
+    return folder
+
+
+def estimator_files(train_config: BaseModel, preprocessors: dict[str, Any], history: dict[str, Any]) -> dict[str, str]:
+    """The files every estimator saves beside its own spec: training config, fitted preprocessors, metadata."""
+    import platform
+    import time
+
+    import torch
+
+    from .. import __version__
+
+    meta = {"modalfuse": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "history": {k: v for k, v in history.items() if k != "per_epoch"}}
+    return {
+        "train.json": train_config.model_dump_json(indent=2),
+        "preprocessors.json": json.dumps({n: p.state_dict() for n, p in preprocessors.items()}),
+        "meta.json": json.dumps(meta, indent=2, default=str),
+    }
+
+
+def load_preprocessors(preprocessors: dict[str, Any], folder: Path) -> None:
+    """Fitted preprocessor state from ``preprocessors.json``; a missing or malformed entry names the modality."""
+    states = read_json(folder, "preprocessors.json")
+    for name, pre in preprocessors.items():
+        if not isinstance(states, dict) or name not in states:
+            raise ModelFolderError(f"{folder / 'preprocessors.json'}: no state for modality {name!r}")
+        try:
+            pre.load_state_dict(states[name])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFolderError(f"{folder / 'preprocessors.json'}: modality {name!r}: malformed state ({type(err).__name__}: {err})") from None
+
+
 def read_json(folder: Path, name: str, model: Optional[type[M]] = None) -> Any:
     """A JSON file of the folder, parsed (and validated into ``model``); errors name the file."""
     path = folder / name

@@ -107,6 +107,11 @@ def github_raw(repo: str, commit: str, path: str) -> str:
     return f"https://raw.githubusercontent.com/{repo}/{commit}/{urllib.parse.quote(path)}"
 
 
+def github_files(repo: str, commit: str, files: dict[str, str], prefix: str = "", local: str = "") -> tuple[RemoteFile, ...]:
+    """RemoteFiles for ``files`` (path in the repository below ``prefix`` → SHA-256), stored under ``local`` in the folder."""
+    return tuple(RemoteFile(local + path, github_raw(repo, commit, prefix + path), sha) for path, sha in files.items())
+
+
 def read_manifest(filename: str) -> list[tuple[str, str]]:
     """``(sha256, name)`` pairs from a ``sha256  name`` manifest shipped in ``datasets/manifests``."""
     text = resources.files(__package__).joinpath("manifests", filename).read_text()

@@ -9,7 +9,7 @@ import pandas as pd
 from ..config import ModalityConfig
 from ..errors import DataError
 from ..kinds.timeseries import read_ts
-from .base import DatasetInfo, LoadedDataset, RemoteFile, github_raw, register
+from .base import DatasetInfo, LoadedDataset, github_files, register
 
 FOLDER = "sensor_basicmotions"
 SENSORS = {"accelerometer": (0, 1, 2), "gyroscope": (3, 4, 5)}
@@ -31,16 +31,10 @@ def _frame(path: Path) -> pd.DataFrame:
 def load_basicmotions(roots: dict[str, Path]) -> LoadedDataset:
     """Train/test frames: one [3, 100] float array per sensor and row, the activity as the label."""
     root = roots[FOLDER]
-    return LoadedDataset(
-        name="basicmotions",
-        description=INFO.description,
-        train=_frame(root / "BasicMotions_TRAIN.ts"),
-        test=_frame(root / "BasicMotions_TEST.ts"),
-        target="activity",
-        task="classification",
-        modalities=[ModalityConfig(name=name, kind="timeseries") for name in SENSORS],
-        root=root,
-    )
+    splits = {split: _frame(root / f"BasicMotions_{split.upper()}.ts") for split in ("train", "test")}
+    modalities = [ModalityConfig(name=name, kind="timeseries") for name in SENSORS]
+    return LoadedDataset("basicmotions", INFO.description, target="activity", task="classification",
+                         modalities=modalities, root=root, **splits)
 
 
 _SOURCE = "aeon-toolkit/aeon"
@@ -52,14 +46,10 @@ INFO = register(
         "4 activities (Standing, Running, Walking, Badminton); 40 train / 40 test cases.",
         reference="Bagnall et al., The UEA multivariate time series classification archive, 2018; ROCKET/MiniRocket reach about 100 %.",
         licence="UEA archive data as distributed with aeon (BSD-3-Clause).",
-        folders={
-            FOLDER: (
-                RemoteFile("BasicMotions_TRAIN.ts", github_raw(_SOURCE, _REF, "aeon/datasets/data/BasicMotions/BasicMotions_TRAIN.ts"),
-                           "8dc43cc6306cb679c888c01e26f91772ac4441a916da43bac8b79734a538b9d6"),
-                RemoteFile("BasicMotions_TEST.ts", github_raw(_SOURCE, _REF, "aeon/datasets/data/BasicMotions/BasicMotions_TEST.ts"),
-                           "79213102bc6fca1a398ad98ce1185dff0208fa3d1465e687f48288946b0ff8dc"),
-            )
-        },
+        folders={FOLDER: github_files(_SOURCE, _REF, {
+            "BasicMotions_TRAIN.ts": "8dc43cc6306cb679c888c01e26f91772ac4441a916da43bac8b79734a538b9d6",
+            "BasicMotions_TEST.ts": "79213102bc6fca1a398ad98ce1185dff0208fa3d1465e687f48288946b0ff8dc",
+        }, prefix="aeon/datasets/data/BasicMotions/")},
         loader=load_basicmotions,
     )
 )

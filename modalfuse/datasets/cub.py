@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ModalityConfig
-from .base import DatasetInfo, LoadedDataset, RemoteFile, github_raw, register
+from .base import DatasetInfo, LoadedDataset, github_files, register
 
 FOLDER = "cub_image_text_features"
 FILENAME = "cub_googlenet_doc2vec_c10.mat"
@@ -42,15 +42,8 @@ INFO = register(
         "text features; random stratified 80/20 split per seed.",
         reference="RCML (AAAI 2024) appendix: MC-dropout 89.76 %, deep ensemble 90.32 %, EDL 89.43 %, RCML 98.50 %.",
         licence="Derived features of CUB-200-2011 (Caltech, non-commercial research); file from github.com/ZhangqiJiang07/code_DIMvLN.",
-        folders={
-            FOLDER: (
-                RemoteFile(
-                    FILENAME,
-                    github_raw("ZhangqiJiang07/code_DIMvLN", "ac892703dc205be176519d1e028d151141f4d142", f"data/{FILENAME}"),
-                    "3003523c47747d9a4da3afb967a72e0c5b841363d92465db0917c945789a6bdc",
-                ),
-            )
-        },
+        folders={FOLDER: github_files("ZhangqiJiang07/code_DIMvLN", "ac892703dc205be176519d1e028d151141f4d142",
+                                      {FILENAME: "3003523c47747d9a4da3afb967a72e0c5b841363d92465db0917c945789a6bdc"}, prefix="data/")},
         loader=load_cub,
     )
 )

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..config import ModalityConfig
 from ..errors import DataError
-from .base import DatasetInfo, LoadedDataset, RemoteFile, github_raw, register
+from .base import DatasetInfo, LoadedDataset, github_files, register
 
 FOLDER = "tmc_handwritten"
 FILENAME = "handwritten_6views.mat"
@@ -53,15 +53,8 @@ INFO = register(
         "TMC split 1600 train / 400 test.",
         reference="Han et al., Trusted Multi-View Classification, ICLR 2021: 98.51 ± 0.15 % test accuracy on this split.",
         licence="UCI Multiple Features (Duin), CC BY 4.0; file from github.com/hanmenghan/TMC (no licence file).",
-        folders={
-            FOLDER: (
-                RemoteFile(
-                    FILENAME,
-                    github_raw("hanmenghan/TMC", "08d0ca4c4461b6de1cf73514d8c621598bc2b504", f"TMC ICLR/datasets/{FILENAME}"),
-                    "d731ec02aaa97cf9a5826df68b0dd1e73ba61a82ba3c8f64606ba402926c885b",
-                ),
-            )
-        },
+        folders={FOLDER: github_files("hanmenghan/TMC", "08d0ca4c4461b6de1cf73514d8c621598bc2b504",
+                                      {FILENAME: "d731ec02aaa97cf9a5826df68b0dd1e73ba61a82ba3c8f64606ba402926c885b"}, prefix="TMC ICLR/datasets/")},
         loader=load_handwritten,
     )
 )

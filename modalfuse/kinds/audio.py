@@ -16,8 +16,7 @@ from pydantic import Field
 import soundfile as sf
 
 from ..errors import DataError
-from .base import KINDS, KindOptions, Preprocessor, resolve_path
-from .request import file_bytes
+from .base import KINDS, FileKind, KindOptions, resolve_path
 
 
 class AudioOptions(KindOptions):
@@ -26,13 +25,10 @@ class AudioOptions(KindOptions):
 
 
 @KINDS.register("audio")
-class AudioPreprocessor(Preprocessor):
+class AudioPreprocessor(FileKind):
     Options = AudioOptions
     default_encoder = "audio_cnn"
-    file_cells = True
-    uploads = True
     onnx_unsupported = "the log-mel front end uses a complex STFT that the TorchScript ONNX exporter cannot express"
-    cacheable = True
 
     @property
     def length(self) -> int:
@@ -78,9 +74,6 @@ class AudioPreprocessor(Preprocessor):
     def schema(self) -> dict[str, Any]:
         return {**super().schema(), "type": "string (base64 audio file bytes: WAV, FLAC, OGG)",
                 "sample_rate": self.options.sample_rate, "max_seconds": self.options.max_seconds}
-
-    def request_cells(self, value: Any, field: str) -> tuple:
-        return (file_bytes(value, field),)
 
 
 def _check_wav_complete(fh: BinaryIO) -> None:

@@ -76,6 +76,10 @@ class Preprocessor(ABC):
         self.config = config
         self.options = config.options
         self.fitted = False
+        self.setup()
+
+    def setup(self) -> None:
+        """Initial (unfitted) state from ``self.options``; kinds with state override it."""
 
     def decode(self, cells: tuple[Any, ...], base_dir: Path | None) -> Any | None:
         """Read one row's cells; None when the modality is missing. Raises DataError."""
@@ -137,6 +141,19 @@ class Preprocessor(ABC):
             high = max(2, int(self.encoder_info().get("vocab_size", 2)))
             return torch.randint(0, high, (n, *empty.shape), generator=generator)
         return torch.randn(n, *empty.shape, generator=generator)
+
+
+class FileKind(Preprocessor):
+    """A kind whose cells name files (or hold their bytes) that are expensive to decode: cached, uploaded as bytes."""
+
+    cacheable = True
+    file_cells = True
+    uploads = True
+
+    def request_cells(self, value: Any, field: str) -> tuple:
+        from .request import file_bytes
+
+        return (file_bytes(value, field),)
 
 
 KINDS: Registry[Preprocessor] = Registry("kind")

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
-from .base import KINDS, KindOptions, Preprocessor, resolve_path
-from .request import file_bytes
+from .base import KINDS, FileKind, KindOptions, resolve_path
 
 
 class ImageOptions(KindOptions):
@@ -21,15 +20,11 @@ class ImageOptions(KindOptions):
 
 
 @KINDS.register("image")
-class ImagePreprocessor(Preprocessor):
+class ImagePreprocessor(FileKind):
     Options = ImageOptions
     default_encoder = "image_cnn"
-    file_cells = True
-    uploads = True
-    cacheable = True
 
-    def __init__(self, config) -> None:
-        super().__init__(config)
+    def setup(self) -> None:
         self.mean = [0.0] * self.options.channels
         self.std = [1.0] * self.options.channels
 
@@ -81,9 +76,6 @@ class ImagePreprocessor(Preprocessor):
     def schema(self) -> dict[str, Any]:
         return {**super().schema(), "type": "string (base64 image file bytes: PNG, JPEG, ...)",
                 "size": list(self.options.size), "channels": self.options.channels}
-
-    def request_cells(self, value: Any, field: str) -> tuple:
-        return (file_bytes(value, field),)
 
 
 def _array_to_chw(value: np.ndarray, channels: int) -> np.ndarray:

@@ -54,15 +54,22 @@ def file_bytes(value: Any, field: str) -> bytes:
     return data
 
 
+def column_object(columns: list[str], value: Any, field: str, what: str = "column values") -> dict:
+    """``value`` as an object whose keys are among ``columns`` (the first unknown key is named)."""
+    if not isinstance(value, dict):
+        raise RequestError(field, f"expected an object of {what}, got {type(value).__name__}", f"an object with keys among {columns}")
+    bad = [k for k in value if k not in columns]
+    if bad:
+        raise RequestError(f"{field}.{bad[0]}", "unknown column", f"one of {columns}")
+    return value
+
+
 def string_cells(columns: list[str], value: Any, field: str) -> tuple:
     """One string, or an object of column → string for a multi-column text modality."""
     if isinstance(value, str):
         return (value,) + (None,) * (len(columns) - 1)
     if isinstance(value, dict) and len(columns) > 1:
-        bad = [k for k in value if k not in columns]
-        if bad:
-            raise RequestError(f"{field}.{bad[0]}", "unknown column", f"one of {columns}")
-        for k, v in value.items():
+        for k, v in column_object(columns, value, field).items():
             if v is not None and not isinstance(v, str):
                 raise RequestError(f"{field}.{k}", f"expected a string, got {type(v).__name__}")
         return tuple(value.get(c) for c in columns)

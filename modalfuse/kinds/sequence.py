@@ -25,8 +25,7 @@ class SequencePreprocessor(Preprocessor):
     Options = SequenceOptions
     default_encoder = "sequence_cnn"
 
-    def __init__(self, config) -> None:
-        super().__init__(config)
+    def setup(self) -> None:
         self.alphabet: str = self.options.alphabet or ""
         self._index = {c: i + 1 for i, c in enumerate(self.alphabet)}
 

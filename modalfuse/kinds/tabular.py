@@ -15,7 +15,7 @@ from pydantic import Field
 from ..errors import DataError
 from .base import KINDS, KindOptions, Preprocessor, is_missing
 from ..errors import RequestError
-from .request import finite, is_number, short
+from .request import column_object, finite, is_number, short
 
 
 class TabularOptions(KindOptions):
@@ -30,16 +30,15 @@ class TabularPreprocessor(Preprocessor):
     default_encoder = "tabular_mlp"
     json_parts = True
 
-    def __init__(self, config) -> None:
-        super().__init__(config)
+    def setup(self) -> None:
         self.numeric = list(self.options.numeric)
         self.categorical = list(self.options.categorical)
-        unknown = sorted(set(self.numeric + self.categorical) - set(config.columns))
+        unknown = sorted(set(self.numeric + self.categorical) - set(self.config.columns))
         if unknown:
             from ..errors import ConfigError
 
-            raise ConfigError(f"modalities.{config.name}: columns {unknown} are listed as numeric/categorical but not in columns")
-        self._pos = {c: config.columns.index(c) for c in self.numeric + self.categorical}
+            raise ConfigError(f"modalities.{self.config.name}: columns {unknown} are listed as numeric/categorical but not in columns")
+        self._pos = {c: self.config.columns.index(c) for c in self.numeric + self.categorical}
         self.mean = [0.0] * len(self.numeric)
         self.std = [1.0] * len(self.numeric)
         self.categories: list[list[str]] = [[] for _ in self.categorical]
@@ -114,11 +113,7 @@ class TabularPreprocessor(Preprocessor):
 
     def request_cells(self, value: Any, field: str) -> tuple:
         columns = self.config.columns
-        if not isinstance(value, dict):
-            raise RequestError(field, f"expected an object of column values, got {type(value).__name__}", f"an object with keys among {columns}")
-        bad = [k for k in value if k not in columns]
-        if bad:
-            raise RequestError(f"{field}.{bad[0]}", "unknown column", f"one of {columns}")
+        value = column_object(columns, value, field)
         cells = []
         for c in columns:
             v = value.get(c)

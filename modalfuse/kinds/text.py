@@ -33,8 +33,7 @@ class TextPreprocessor(Preprocessor):
     Options = TextOptions
     default_encoder = "text_cnn"
 
-    def __init__(self, config) -> None:
-        super().__init__(config)
+    def setup(self) -> None:
         self.vocab: list[str] = ["<pad>", "<unk>"]
         self._index: dict[str, int] = {}
         self._tokenizer = None

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from ..errors import DataError, RequestError
 from .base import KINDS, KindOptions, Preprocessor, resolve_path
-from .request import finite_numbers
+from .request import column_object, finite_numbers
 
 
 class TimeseriesOptions(KindOptions):
@@ -35,8 +35,7 @@ class TimeseriesPreprocessor(Preprocessor):
     json_parts = True
     cacheable = True
 
-    def __init__(self, config) -> None:
-        super().__init__(config)
+    def setup(self) -> None:
         self.channels = 0
         self.length = self.options.length or 0
         self.mean: list[float] = []
@@ -112,11 +111,7 @@ class TimeseriesPreprocessor(Preprocessor):
     def request_cells(self, value: Any, field: str) -> tuple:
         columns = self.config.columns
         if len(columns) > 1:
-            if not isinstance(value, dict):
-                raise RequestError(field, f"expected an object of column → series, got {type(value).__name__}", f"an object with keys {columns}")
-            bad = [k for k in value if k not in columns]
-            if bad:
-                raise RequestError(f"{field}.{bad[0]}", "unknown column", f"one of {columns}")
+            value = column_object(columns, value, field, "column → series")
             cells = []
             for c in columns:
                 series = value.get(c)

@@ -22,8 +22,7 @@ class VectorPreprocessor(Preprocessor):
     default_encoder = "vector_mlp"
     json_parts = True
 
-    def __init__(self, config) -> None:
-        super().__init__(config)
+    def setup(self) -> None:
         self.dim = 0
         self.mean: list[float] = []
         self.std: list[float] = []

@@ -24,12 +24,32 @@ def _first_at_or_after(times: list[int], time: int) -> Optional[int]:
     return times[k] if k < len(times) else None
 
 
+def _waits(ready: list[list[int]]):
+    """(stop, t, next t) for each wait between consecutive pickup times at a stop."""
+    for s, times in enumerate(ready):
+        for a, b in zip(times, times[1:]):
+            yield s, a, b
+
+
+def _changes(net: Network, ready: list[list[int]], arrivals: list[list[tuple[int, int]]]):
+    """(trip, position, stop, ready time, wait) from each alighting event to the first pickup it can make,
+    at the same stop or one within walking distance, after the walk and the minimum change time."""
+    c = net.options.transfer_penalty
+    for s, events in enumerate(arrivals):
+        reach = [(s, 0)] + [(q, w) for q, w, _ in net.walks[s]]
+        for j, i in events:
+            arr = net.trips[j].arrivals[i]
+            for q, w in reach:
+                t = _first_at_or_after(ready[q], arr + w + c)
+                if t is not None:
+                    yield j, i, q, t, t - arr
+
+
 class TimeExpandedGraph:
     def __init__(self, net: Network) -> None:
         import networkx as nx
 
         self.net = net
-        c = net.options.transfer_penalty
         g = nx.DiGraph()
         ready: list[set[int]] = [set() for _ in net.stop_ids]
         self.arrivals: list[list[tuple[int, int]]] = [[] for _ in net.stop_ids]  # stop -> alighting events
@@ -47,17 +67,10 @@ class TimeExpandedGraph:
                 if i > 0 and t.dropoff[i]:
                     self.arrivals[s].append((j, i))
         self.ready = [sorted(times) for times in ready]
-        for s, times in enumerate(self.ready):
-            for a, b in zip(times, times[1:]):
-                g.add_edge(("w", s, a), ("w", s, b), weight=b - a)
-        for s, events in enumerate(self.arrivals):
-            reach = [(s, 0)] + [(q, w) for q, w, _ in net.walks[s]]
-            for j, i in events:
-                arr = net.trips[j].arrivals[i]
-                for q, w in reach:
-                    t = self._first_ready(q, arr + w + c)
-                    if t is not None:
-                        g.add_edge(("a", j, i), ("w", q, t), weight=t - arr)
+        for s, a, b in _waits(self.ready):
+            g.add_edge(("w", s, a), ("w", s, b), weight=b - a)
+        for j, i, q, t, wait in _changes(net, self.ready, self.arrivals):
+            g.add_edge(("a", j, i), ("w", q, t), weight=wait)
         self.graph = g
 
     def _first_ready(self, stop: int, time: int) -> Optional[int]:
@@ -142,7 +155,6 @@ class RideLayeredGraph:
         import networkx as nx
 
         self.net, self.max_rides = net, max_rides
-        c = net.options.transfer_penalty
         ready: list[set[int]] = [set() for _ in net.stop_ids]
         self.arrivals: list[list[tuple[int, int]]] = [[] for _ in net.stop_ids]
         g = nx.DiGraph()
@@ -162,19 +174,12 @@ class RideLayeredGraph:
                 if i > 0 and t.dropoff[i]:
                     self.arrivals[s].append((j, i))
         self.ready = [sorted(times) for times in ready]
-        for s, times in enumerate(self.ready):
-            for a, b in zip(times, times[1:]):
-                for r in range(max_rides):
-                    g.add_edge(("w", s, a, r), ("w", s, b, r), weight=b - a)
-        for s, events in enumerate(self.arrivals):
-            reach = [(s, 0)] + [(q, w) for q, w, _ in net.walks[s]]
-            for j, i in events:
-                arr = net.trips[j].arrivals[i]
-                for q, w in reach:
-                    t = self._first_ready(q, arr + w + c)
-                    if t is not None:
-                        for r in range(1, max_rides):
-                            g.add_edge(("a", j, i, r), ("w", q, t, r), weight=t - arr)
+        for s, a, b in _waits(self.ready):
+            for r in range(max_rides):
+                g.add_edge(("w", s, a, r), ("w", s, b, r), weight=b - a)
+        for j, i, q, t, wait in _changes(net, self.ready, self.arrivals):
+            for r in range(1, max_rides):
+                g.add_edge(("a", j, i, r), ("w", q, t, r), weight=wait)
         self.graph = g
 
     def _first_ready(self, stop: int, time: int) -> Optional[int]:
