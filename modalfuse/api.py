@@ -23,7 +23,7 @@ from .encoders import ENCODERS
 from .evaluate import classification_metrics, regression_metrics
 from .fusion import FUSIONS
 from .model import MultimodalNet
-from .train import batches, fit_net
+from .train import fit_net
 
 
 class MultimodalModel:
@@ -167,10 +167,15 @@ class MultimodalModel:
         """
         head, fusion = self._require_fitted().head, self.net.fusion
         parts: dict[str, list] = {"output": [], "weights": [], "aleatoric": [], "epistemic": []}
-        for batch in batches(features, max(self.train_config.batch_size, 256), shuffle=False):
+        size, n = max(self.train_config.batch_size, 256), len(features)
+        stochastic = mc_samples > 0
+        spreads = stochastic or len(self.members) > 1  # the epistemic part needs several passes
+        for start in range(0, n, size):  # batches gathered by index directly: a server's one small batch costs no DataLoader
+            batch = features[torch.arange(start, min(n, start + size))]
             outs, weights, aleatoric, spread = [], [], [], []
             for net in self.members:
-                net.train(mc_samples > 0)
+                if net.training != stochastic:
+                    net.train(stochastic)
                 passes = [net(batch) for _ in range(max(1, mc_samples))]
                 out, w = passes[0].output, passes[0].weights
                 if mc_samples > 0:
@@ -180,8 +185,8 @@ class MultimodalModel:
                     weights.append(w)
                 if hasattr(head, "uncertainty"):
                     aleatoric.append(torch.stack([head.uncertainty(p.output) for p in passes]).mean(dim=0))
-                spread += [head.proba(p.output) if self.task == "classification" else head.predict(p.output)[:, None] for p in passes]
-                net.eval()
+                if spreads:
+                    spread += [head.proba(p.output) if self.task == "classification" else head.predict(p.output)[:, None] for p in passes]
             parts["output"].append(head.average(outs))
             if weights:
                 parts["weights"].append(torch.stack(weights).mean(dim=0))
@@ -189,6 +194,9 @@ class MultimodalModel:
                 parts["aleatoric"].append(torch.stack(aleatoric).mean(dim=0))
             if len(spread) > 1:
                 parts["epistemic"].append(torch.stack(spread).var(dim=0).sum(dim=1))
+        if stochastic:
+            for net in self.members:
+                net.eval()
         output = torch.cat(parts["output"]) if parts["output"] else torch.zeros(0, head.out_dim)
         if self.temperature != 1.0:
             output = output / self.temperature

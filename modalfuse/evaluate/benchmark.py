@@ -100,6 +100,19 @@ def machine_info() -> str:
     return f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__} ({'CUDA' if torch.cuda.is_available() else 'CPU'}), Python {platform.python_version()}"
 
 
+def library_versions(extra: tuple[str, ...] = ()) -> str:
+    """numpy, pandas, scikit-learn and any ``extra`` distributions (the peers' packages), as installed."""
+    from importlib import metadata
+
+    out = []
+    for name in ("numpy", "pandas", "scikit-learn", *extra):
+        try:
+            out.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{name} (not installed)")
+    return ", ".join(out)
+
+
 def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> list[dict[str, Any]]:
     """Train and test one method for every seed in this process; one result row per seed."""
     from ..api import MultimodalModel
@@ -267,6 +280,7 @@ def write_results(
         f"- date: {started}",
         f"- machine: {machine_info()}",
         *([f"- load average (1/5/15 min) at start {_load(load[0])}, at end {_load(load[1])}"] if load else []),
+        f"- libraries: {library_versions(tuple(sorted({e.estimator.split('.')[0] for e in cfg.estimators})))}",
         f"- command: `{command}`",
         f"- dataset: {cfg.dataset}; seeds: {cfg.seeds}",
         f"- settings: model {cfg.model.model_dump_json()}; train {cfg.train.model_dump_json()}; encoder {cfg.encoder.model_dump_json()}",
