@@ -1,5 +1,6 @@
 """Built-in datasets (downloaded on first use, checksummed, cached) and the offline demo."""
 from . import cub, davis, demo, handwritten, spoken_digits, womens_clothing
+from . import brca1, gb1  # variant-effect datasets (issue 20)
 from .base import (
     DATASETS,
     DatasetInfo,
