@@ -169,6 +169,13 @@ def test_pdb_and_ss2_readers(gb1_root: Path, tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- GB1
 
+def test_gb1_registry_checksums_match_local_files(gb1_root: Path) -> None:
+    remotes = DATASETS["gb1"].folders["variant_gb1_multiscale"]
+    assert {r.path for r in remotes} >= {"gb1_data.csv.gz", "1pga.pdb", "gb1.ss2", "Olson2014_TableS2_singles.txt"}
+    for remote in remotes:
+        assert hashlib.sha256((gb1_root / remote.path).read_bytes()).hexdigest() == remote.sha256, remote.path
+
+
 def test_gb1_features_and_additive_prior(gb1_root: Path, gb1_slice: pd.DataFrame) -> None:
     frame, skips = gb1_table(gb1_root, table=gb1_slice)
     assert skips.count == 0 and len(frame) == len(gb1_slice)

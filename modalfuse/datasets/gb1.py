@@ -200,7 +200,7 @@ def load_gb1(roots: dict[str, Path], train_rows: Optional[int] = None, seed: int
 # ----------------------------------------------------------------------------- files
 _MAVENN_WHEEL = RemoteFile(
     "mavenn-1.1.4-py3-none-any.whl",
-    "https://files.pythonhosted.org/packages/py3/m/mavenn/mavenn-1.1.4-py3-none-any.whl",
+    "https://files.pythonhosted.org/packages/6e/88/142ac4de8efbcf3dc6a314cce970e2616817a017afc943a7c0253f69b5dc/mavenn-1.1.4-py3-none-any.whl",
     "b54077ee40a94892ace26b609b1b6778bc906e14483d7e74f8258c9731871e57",
 )
 _FROM_WHEEL = {
