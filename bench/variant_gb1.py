@@ -147,8 +147,9 @@ def main() -> None:
         f"- data: `{FOLDER}/gb1_data.csv.gz` (Olson et al. 2014 via MAVE-NN 1.1.4): {len(frame):,} double mutants, "
         f"split by the file's `set` column: {len(train):,} training / {len(val):,} validation / {len(test):,} test; "
         f"{skips.count} rows skipped by the variant checks; building every feature column took {build_seconds:.1f} s",
-        f"- neural rows: seeds {', '.join(map(str, range(args.seeds)))}, each on its own random {args.train_rows:,} training rows "
-        "(the seed also sets the initialisation and batch order); early stopping on the validation rows; cells are mean ± sample std over seeds",
+        (f"- subsampled neural rows: seeds {', '.join(map(str, range(args.seeds)))}, each on its own random {args.train_rows:,} training rows "
+         "(the seed also sets the initialisation and batch order); early stopping on the validation rows; cells are mean ± sample std over seeds"
+         if epochs.keys() - {full_label} else "- no subsampled neural rows in this run (`--only`); the baselines are deterministic (± 0)"),
         f"- total wall time: {total / 60:.1f} min",
         "",
         "This split is MAVE-NN's random split of Olson's double mutants (`mavenn.split_dataset`), not a FLIP split: FLIP's "
