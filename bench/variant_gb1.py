@@ -170,7 +170,7 @@ def main() -> None:
               "computed from 1pga.pdb by the project's own PDB reader, PSIPRED coil/helix/strand probabilities from gb1.ss2, and for the pair the Cβ–Cβ "
               "distance, a contact flag and log sequence separation (vector, MLP); `prior` = the two single-mutant log2 enrichments "
               "(from Olson's Table S2 counts, computed like `y`) and their sum (vector, MLP). The additive rows use only the sum.",
-              "", f"Settings: model {MODEL}, train {TRAIN}; gradient boosting: sklearn HistGradientBoosting, 300 iterations, "
+              "", f"Settings: model {MODEL}, train {TRAIN} (the all-rows model: max_epochs = --full-epochs = {args.full_epochs}); gradient boosting: sklearn HistGradientBoosting, 300 iterations, "
               "learning rate 0.1, 63 leaves, on all training rows."]
     if notes:
         lines += ["", *notes.values()]
