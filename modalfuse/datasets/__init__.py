@@ -1,5 +1,5 @@
 """Built-in datasets (downloaded on first use, checksummed, cached) and the offline demo."""
-from . import basicmotions, cub, davis, demo, handwritten, spoken_digits, womens_clothing
+from . import basicmotions, brca1, cub, davis, demo, gb1, handwritten, spoken_digits, womens_clothing
 from .base import (
     DATASETS,
     DatasetInfo,
