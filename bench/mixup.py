@@ -4,7 +4,7 @@ Rows: concat and late fusion without mixup, and with mixup of the modality embed
 batch shared by all modalities, labels mixed with the same λ) at a few fixed settings: α = 0.2 every epoch,
 α = 0.2 switched off after 3/4 of the epochs, α = 1.0 switched off after 3/4 of the epochs. The settings were
 fixed before running and all are reported; none was chosen on the test split. Each dataset uses the recipe of
-its existing benchmark (handwritten: bench/handwritten.py; CUB: bench/configs/cub_fusions.yaml).
+its existing benchmark (handwritten: bench/configs/handwritten.yaml; CUB: bench/configs/cub_fusions.yaml).
 
     .venv/bin/python bench/mixup.py                         # 5 seeds, both datasets → docs/results/mixup_<dataset>.md
     .venv/bin/python bench/mixup.py --dataset cub --quick   # smoke test
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, Benchmark, Metric, parse_args, with_encoder  # noqa: E402  (sets the environment first)
-from handwritten import DEFAULT_RECIPE as HANDWRITTEN_RECIPE  # noqa: E402
+from handwritten_recipe import DEFAULT_RECIPE as HANDWRITTEN_RECIPE  # noqa: E402
 
 RECIPES: dict[str, dict] = {
     "handwritten": {**HANDWRITTEN_RECIPE, "enc_hidden": list(HANDWRITTEN_RECIPE["enc_hidden"])},

@@ -2,7 +2,7 @@
 
 Each candidate is trained with ``val_fraction=0`` and a fixed epoch count on K-1 folds of the 1,600 training
 rows and scored on the held-out fold (stratified K-fold, fixed fold seed); the score is the accuracy over all
-out-of-fold predictions (1,600 of them). Candidates are JSON objects (see ``recipe`` in bench/handwritten.py):
+out-of-fold predictions (1,600 of them). Candidates are JSON objects (see ``DEFAULT_RECIPE`` in bench/handwritten_recipe.py):
 
     .venv/bin/python bench/tune_handwritten.py '{"epochs": 40}' '{"epochs": 60, "dropout": 0.3}'
 """
@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
 
-from handwritten import DEFAULT_RECIPE, make_model  # noqa: E402
+from handwritten_recipe import DEFAULT_RECIPE, make_model  # noqa: E402
 from modalfuse.datasets import load_dataset  # noqa: E402
 
 
