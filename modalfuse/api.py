@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import __version__
 from .core.storage import ModelFolderError, load_state, read_json, read_tensors, save_model_folder, verify_manifest
+from .errors import DataError
 from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig, format_validation_error
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
 from .data.cache import FeatureCache
@@ -66,6 +67,7 @@ class MultimodalModel:
         self.temperature = 1.0
         self.reports: dict[str, SkipReport] = {}
         self.history: dict[str, Any] = {}
+        self.checked: dict[str, Features] = {}
 
     @classmethod
     def from_config(cls, cfg: Config, modalities: Optional[list[ModalityConfig]] = None, target: Optional[str] = None) -> "MultimodalModel":
@@ -103,13 +105,17 @@ class MultimodalModel:
         return train_test_split(frame, test_size=n_val, random_state=self.train_config.seed, stratify=labels)
 
     # ----------------------------------------------------------------- fit
-    def fit(self, data: Any, val: Any = None, run_dir: Optional[str | Path] = None) -> "MultimodalModel":
-        """Fit preprocessors on the training rows only, then train; ``val`` defaults to a split of ``data``."""
+    def fit(self, data: Any, val: Any = None, run_dir: Optional[str | Path] = None, check: Optional[dict[str, Any]] = None) -> "MultimodalModel":
+        """Fit preprocessors on the training rows only, then train; ``val`` defaults to a split of ``data``.
+
+        ``check`` maps names to further labelled tables (the test split): they are featurized before training,
+        so that their problems stop the run at once; the results are kept in ``self.checked``.
+        """
         frame, table, base = as_frame(data)
         if self.target not in frame.columns:
             raise ConfigError(f"data.target: column {self.target!r} is not in the training table (columns: {list(frame.columns)[:20]})")
         # fitted state starts afresh: a second fit re-infers the task and refits every preprocessor
-        self.task_ = infer_task(frame[self.target]) if self.requested_task == "auto" else self.requested_task
+        self.task_ = infer_task(frame[self.target], table) if self.requested_task == "auto" else self.requested_task
         self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
         self.temperature, self.reports = 1.0, {}
         self.target_encoder = TargetEncoder(self.task_)
@@ -119,7 +125,11 @@ class MultimodalModel:
         else:
             train_frame, val_source = frame, as_frame(val)
         train = self._features(None, "train", fit=True, frame_table=(train_frame, table, base))
+        if len(train) == 0:
+            reasons = "; ".join(str(e) for e in train.report.skipped[:3])
+            raise DataError(f"every one of the {train.report.rows_read} training rows was skipped, nothing to train on (first: {reasons})", table=table)
         valid = self._features(None, "val", frame_table=val_source) if len(val_source[0]) else None
+        self.checked = {name: self._features(source, name) for name, source in (check or {}).items()}
         aux = self.model_config.aux_weight
         if aux is None:
             aux = FUSIONS.get(self.model_config.fusion.name).default_aux_weight

@@ -298,6 +298,12 @@ def load_config(path: str | Path) -> Config:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; expected a YAML config file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); expected a YAML config file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config ({err.strerror or err})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):
