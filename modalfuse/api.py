@@ -46,6 +46,7 @@ class MultimodalModel:
         task: str = "auto",
         on_error: str = "raise",
         cache_dir: Optional[str] = None,
+        na_values: Optional[list[str]] = None,
     ) -> None:
         self.modalities = [_validated(ModalityConfig, m, "", at=_item_key(m, i)) for i, m in enumerate(modalities)]
         if not self.modalities:
@@ -60,6 +61,8 @@ class MultimodalModel:
         self.requested_task = task
         self.task_: Optional[str] = None if task == "auto" else task
         self.on_error = on_error
+        #: cell texts read as missing in tables read from files, besides the empty cell (data.na_values)
+        self.na_values = list(na_values or [])
         self.cache = FeatureCache(cache_dir) if cache_dir != "none" else None
         self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
         self.target_encoder: Optional[TargetEncoder] = None
@@ -77,11 +80,11 @@ class MultimodalModel:
             raise ConfigError("modalities: the config names no modalities")
         if not tgt:
             raise ConfigError("data.target: the config names no target column")
-        return cls(mods, tgt, cfg.model, cfg.train, cfg.data.task, cfg.data.on_error, cfg.data.cache_dir)
+        return cls(mods, tgt, cfg.model, cfg.train, cfg.data.task, cfg.data.on_error, cfg.data.cache_dir, cfg.data.na_values)
 
     # ----------------------------------------------------------------- data
     def _features(self, data: Any, name: str, fit: bool = False, with_target: bool = True, frame_table=None) -> Features:
-        frame, table, base = frame_table or as_frame(data)
+        frame, table, base = frame_table or as_frame(data, self.na_values)
         features = featurize(
             frame, self.preprocessors, self.target_encoder, self.target if with_target else None,
             fit=fit, table=table, base_dir=base, on_error=self.on_error, cache=self.cache,
@@ -111,7 +114,7 @@ class MultimodalModel:
         ``check`` maps names to further labelled tables (the test split): they are featurized before training,
         so that their problems stop the run at once; the results are kept in ``self.checked``.
         """
-        frame, table, base = as_frame(data)
+        frame, table, base = as_frame(data, self.na_values)
         if self.target not in frame.columns:
             raise ConfigError(f"data.target: column {self.target!r} is not in the training table (columns: {list(frame.columns)[:20]})")
         # fitted state starts afresh: a second fit re-infers the task and refits every preprocessor
@@ -123,7 +126,7 @@ class MultimodalModel:
             train_frame, val_frame = self._split(frame)
             val_source = (val_frame, table, base)
         else:
-            train_frame, val_source = frame, as_frame(val)
+            train_frame, val_source = frame, as_frame(val, self.na_values)
         train = self._features(None, "train", fit=True, frame_table=(train_frame, table, base))
         if len(train) == 0:
             reasons = "; ".join(str(e) for e in train.report.skipped[:3])

@@ -246,6 +246,10 @@ class DataConfig(_Strict):
     target: Optional[str] = None
     task: Literal["auto", "classification", "regression"] = "auto"
     on_error: Literal["raise", "skip"] = "raise"
+    na_values: list[str] = Field(
+        default_factory=list, description='Cell texts read as missing besides the empty cell (e.g. ["NA", "n/a"]); '
+        'by default "NA", "None" or "null" are values like any other.',
+    )
     cache_dir: Optional[str] = Field(None, description="Feature cache folder; default ~/.cache/modalfuse/features; 'none' turns caching off.")
 
     @model_validator(mode="after")
