@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .core.storage import estimator_files, load_preprocessors, load_state, open_model_folder, read_json, read_tensors, save_model_folder
+from .errors import DataError
 from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig, format_validation_error
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
 from .data.cache import FeatureCache
@@ -42,6 +43,7 @@ class MultimodalModel:
         task: str = "auto",
         on_error: str = "raise",
         cache_dir: Optional[str] = None,
+        na_values: Optional[list[str]] = None,
     ) -> None:
         self.modalities = [_validated(ModalityConfig, m, "", at=_item_key(m, i)) for i, m in enumerate(modalities)]
         if not self.modalities:
@@ -56,6 +58,8 @@ class MultimodalModel:
         self.requested_task = task
         self.task_: Optional[str] = None if task == "auto" else task
         self.on_error = on_error
+        #: cell texts read as missing in tables read from files, besides the empty cell (data.na_values)
+        self.na_values = list(na_values or [])
         self.cache = FeatureCache(cache_dir) if cache_dir != "none" else None
         self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
         self.target_encoder: Optional[TargetEncoder] = None
@@ -63,6 +67,7 @@ class MultimodalModel:
         self.temperature = 1.0
         self.reports: dict[str, SkipReport] = {}
         self.history: dict[str, Any] = {}
+        self.checked: dict[str, Features] = {}
 
     @classmethod
     def from_config(cls, cfg: Config, modalities: Optional[list[ModalityConfig]] = None, target: Optional[str] = None) -> "MultimodalModel":
@@ -72,11 +77,11 @@ class MultimodalModel:
             raise ConfigError("modalities: the config names no modalities")
         if not tgt:
             raise ConfigError("data.target: the config names no target column")
-        return cls(mods, tgt, cfg.model, cfg.train, cfg.data.task, cfg.data.on_error, cfg.data.cache_dir)
+        return cls(mods, tgt, cfg.model, cfg.train, cfg.data.task, cfg.data.on_error, cfg.data.cache_dir, cfg.data.na_values)
 
     # ----------------------------------------------------------------- data
     def _features(self, data: Any, name: str, fit: bool = False, with_target: bool = True, frame_table=None) -> Features:
-        frame, table, base = frame_table or as_frame(data)
+        frame, table, base = frame_table or as_frame(data, self.na_values)
         features = featurize(
             frame, self.preprocessors, self.target_encoder, self.target if with_target else None,
             fit=fit, table=table, base_dir=base, on_error=self.on_error, cache=self.cache,
@@ -100,13 +105,17 @@ class MultimodalModel:
         return train_test_split(frame, test_size=n_val, random_state=self.train_config.seed, stratify=labels)
 
     # ----------------------------------------------------------------- fit
-    def fit(self, data: Any, val: Any = None, run_dir: Optional[str | Path] = None) -> "MultimodalModel":
-        """Fit preprocessors on the training rows only, then train; ``val`` defaults to a split of ``data``."""
-        frame, table, base = as_frame(data)
+    def fit(self, data: Any, val: Any = None, run_dir: Optional[str | Path] = None, check: Optional[dict[str, Any]] = None) -> "MultimodalModel":
+        """Fit preprocessors on the training rows only, then train; ``val`` defaults to a split of ``data``.
+
+        ``check`` maps names to further labelled tables (the test split): they are featurized before training,
+        so that their problems stop the run at once; the results are kept in ``self.checked``.
+        """
+        frame, table, base = as_frame(data, self.na_values)
         if self.target not in frame.columns:
             raise ConfigError(f"data.target: column {self.target!r} is not in the training table (columns: {list(frame.columns)[:20]})")
         # fitted state starts afresh: a second fit re-infers the task and refits every preprocessor
-        self.task_ = infer_task(frame[self.target]) if self.requested_task == "auto" else self.requested_task
+        self.task_ = infer_task(frame[self.target], table) if self.requested_task == "auto" else self.requested_task
         self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
         self.temperature, self.reports = 1.0, {}
         self.target_encoder = TargetEncoder(self.task_)
@@ -114,9 +123,13 @@ class MultimodalModel:
             train_frame, val_frame = self._split(frame)
             val_source = (val_frame, table, base)
         else:
-            train_frame, val_source = frame, as_frame(val)
+            train_frame, val_source = frame, as_frame(val, self.na_values)
         train = self._features(None, "train", fit=True, frame_table=(train_frame, table, base))
+        if len(train) == 0:
+            reasons = "; ".join(str(e) for e in train.report.skipped[:3])
+            raise DataError(f"every one of the {train.report.rows_read} training rows was skipped, nothing to train on (first: {reasons})", table=table)
         valid = self._features(None, "val", frame_table=val_source) if len(val_source[0]) else None
+        self.checked = {name: self._features(source, name) for name, source in (check or {}).items()}
         aux = self.model_config.aux_weight
         if aux is None:
             aux = FUSIONS.get(self.model_config.fusion.name).default_aux_weight

@@ -246,6 +246,10 @@ class DataConfig(_Strict):
     target: Optional[str] = None
     task: Literal["auto", "classification", "regression"] = "auto"
     on_error: Literal["raise", "skip"] = "raise"
+    na_values: list[str] = Field(
+        default_factory=list, description='Cell texts read as missing besides the empty cell (e.g. ["NA", "n/a"]); '
+        'by default "NA", "None" or "null" are values like any other.',
+    )
     cache_dir: Optional[str] = Field(None, description="Feature cache folder; default ~/.cache/modalfuse/features; 'none' turns caching off.")
 
     @model_validator(mode="after")
@@ -298,6 +302,12 @@ def load_config(path: str | Path) -> Config:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; expected a YAML config file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); expected a YAML config file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config ({err.strerror or err})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):

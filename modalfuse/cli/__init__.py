@@ -22,6 +22,17 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number above zero (argparse names the option and exits 2 otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="modalfuse", description="Multimodal learning: train, evaluate and predict from YAML configs.")
     p.set_defaults(light=False)  # commands that never touch the learning library (route) set light=True
@@ -31,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config")
     t.add_argument("--run-dir", help="parent folder of the run folder (default: the config's run_dir)")
     t.add_argument("--data-dir", help="folder holding local copies of built-in datasets")
-    t.add_argument("--max-epochs", type=int, help="override train.max_epochs")
+    t.add_argument("--max-epochs", type=positive, help="override train.max_epochs")
     t.set_defaults(func=cmd_train)
 
     for name, func, helptext in (("evaluate", cmd_evaluate, "metrics of a saved model on labelled data"), ("predict", cmd_predict, "write predictions of a saved model")):
@@ -42,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--on-error", choices=["raise", "skip"])
         if name == "predict":
             s.add_argument("--output", "-o", required=True, help="predictions file (.csv or .parquet)")
-            s.add_argument("--chunk-size", type=int, help="stream a large CSV/TSV in chunks of N rows, appending to the output")
+            s.add_argument("--chunk-size", type=positive, help="stream a large CSV/TSV in chunks of N rows, appending to the output")
         s.set_defaults(func=func)
 
     e = sub.add_parser("export", help="write a checksummed model bundle (folder, or .tar.gz) with a model card")
@@ -72,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train on the bundled digits image + keypad-tone audio demo (offline)")
     d.add_argument("--run-dir", default="runs")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--epochs", type=int, default=12)
+    d.add_argument("--epochs", type=positive, default=12)
     d.set_defaults(func=cmd_demo)
 
     ds = sub.add_parser("datasets", help="list, describe or download built-in datasets")
@@ -89,13 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config")
     r.add_argument("--run-dir")
     r.add_argument("--data-dir")
-    r.add_argument("--max-epochs", type=int)
+    r.add_argument("--max-epochs", type=positive)
     r.set_defaults(func=cmd_robustness)
 
     b = sub.add_parser("benchmark", help="fusion methods x seeds on a dataset: table (Markdown, CSV) and plot")
     b.add_argument("config")
     b.add_argument("--data-dir")
-    b.add_argument("--seeds", type=int, help="use seeds 0..N-1 instead of the config's")
+    b.add_argument("--seeds", type=positive, help="use seeds 0..N-1 instead of the config's")
     b.add_argument("--output", help="results folder (default: the config's output)")
     b.set_defaults(func=cmd_benchmark)
 
@@ -105,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--query-modality", required=True)
     q.add_argument("--gallery-modality", required=True)
     q.add_argument("--gallery", help="table holding the gallery modality (default: the queries table, and Recall@k of its pairs is printed)")
-    q.add_argument("-k", type=int, default=5, help="results per query (default 5)")
+    q.add_argument("-k", type=positive, default=5, help="results per query (default 5)")
     q.add_argument("--output", "-o", help="write the results (.csv or .parquet) instead of printing them")
     q.add_argument("--data-dir")
     q.add_argument("--on-error", choices=["raise", "skip"])
@@ -115,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("model", help="a saved model folder (RUN/model)")
     x.add_argument("data", help="CSV/Parquet table (labelled: the loss is explained too), or dataset:NAME")
     x.add_argument("--output", "-o", required=True, help="attributions file (.parquet or .csv)")
-    x.add_argument("--permutations", type=int, default=200, help="orderings sampled beyond 8 modalities (default 200)")
+    x.add_argument("--permutations", type=positive, default=200, help="orderings sampled beyond 8 modalities (default 200)")
     x.add_argument("--seed", type=int, default=0)
     x.add_argument("--integrated-gradients", "--ig", action="append", metavar="MODALITY",
                    help="also write integrated gradients of this modality beside the output (npz; overlays for images)")
@@ -160,8 +171,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("error: interrupted (SIGINT); nothing was saved by this command", file=sys.stderr)
         return 130
+    except OSError as err:  # an unwritable, read-only or full folder: say which file, not a traceback
+        where = err.filename or "a file"
+        print(f"error: {where}: {err.strerror or err} (check that the folder exists, is writable and has space)", file=sys.stderr)
+        return 2
 
 
 

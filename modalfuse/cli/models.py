@@ -9,17 +9,24 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import ModalfuseError
+from ..errors import ConfigError, ModalfuseError
 
 
 def _run_dir(base: str, name: str) -> Path:
-    path = Path(base) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    suffix = 1
-    while path.exists():
-        path = Path(f"{path}-{suffix}")
-        suffix += 1
-    path.mkdir(parents=True)
-    return path
+    """A fresh run folder under ``base``: mkdir itself decides who gets a name, so racing trainings never share one."""
+    stem = Path(base) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    try:
+        Path(base).mkdir(parents=True, exist_ok=True)
+        for suffix in range(10000):
+            path = stem if suffix == 0 else Path(f"{stem}-{suffix}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as err:
+        raise ConfigError(f"run_dir: cannot create a run folder in {base} ({err.strerror or err}); give a writable --run-dir") from None
+    raise ConfigError(f"run_dir: no free run folder name under {stem}")
 
 
 def _table(data: Any, data_dir: Optional[str], split: str):
@@ -38,7 +45,7 @@ def _experiment(args: argparse.Namespace):
     from ..config import load_config
 
     cfg = load_config(args.config)
-    if args.max_epochs:
+    if args.max_epochs is not None:
         cfg.train.max_epochs = args.max_epochs
     train, val, test = cfg.data.train, cfg.data.val, cfg.data.test
     modalities, target = None, None
@@ -47,32 +54,52 @@ def _experiment(args: argparse.Namespace):
 
         ds = load_dataset(cfg.data.dataset, data_dir=args.data_dir or cfg.data.data_dir)
         train, test = ds.train, (test or ds.test)
+        if cfg.data.task == "auto":  # a built-in dataset states its task: no inference needed
+            cfg.data.task = ds.task
         modalities, target = ds.modalities, ds.target
     return cfg, MultimodalModel.from_config(cfg, modalities, target), train, val, test
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..api import write_config
+    from .interrupt import Interrupted, interruptible
 
     cfg, model, train, val, test = _experiment(args)
     run = _run_dir(args.run_dir or cfg.run_dir, Path(args.config).stem)
-    resolved = cfg.model_copy(deep=True)
-    resolved.modalities = model.modalities
-    resolved.data.target = model.target
-    write_config(resolved, run / "config.yaml")
-    model.fit(train, val, run_dir=run)
-    model.save(run / "model")
-    summary: dict[str, Any] = {"training": model.history, "data": {k: r.summary() for k, r in model.reports.items()}}
-    if test is not None:
-        summary["test"] = model.evaluate(test)
-        model.reports["evaluate"].write(run, "test")
-    (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    stage = "preparing the data"
+    try:
+        with interruptible():
+            resolved = cfg.model_copy(deep=True)
+            resolved.modalities = model.modalities
+            resolved.data.target = model.target
+            write_config(resolved, run / "config.yaml")
+            # the test table is checked (columns, files, classes, targets) before training, not after it
+            checked = model.fit(train, val, run_dir=run, check={"test": test} if test is not None else None).checked
+            stage = "saving the model"
+            model.save(run / "model")
+            stage = "evaluating on the test split"
+            summary: dict[str, Any] = {"training": model.history, "data": {k: r.summary() for k, r in model.reports.items()}}
+            if test is not None:
+                summary["test"] = model.evaluate(checked.get("test", test))
+                (model.reports.get("evaluate") or model.reports["test"]).write(run, "test")
+            (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    except Interrupted as stop:
+        print(f"error: {stop} while {stage}; {_kept(run)}", file=sys.stderr)
+        return stop.exit_code
     for name, line in summary["data"].items():
         print(f"{name}: {line}")
     if "test" in summary:
         print("test: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary["test"].items()))
     print(f"run folder: {run}")
     return 0
+
+
+def _kept(run: Path) -> str:
+    """What an interrupted run left in its folder, in words (nothing there resumes training)."""
+    kept = sorted(p.name for p in run.iterdir()) if run.exists() else []
+    saved = "a complete model in model/" if (run / "model").is_dir() and (run / "summary.json").exists() else "no model"
+    files = ", ".join(kept) if kept else "nothing"
+    return f"kept {run} ({files}): {saved}; nothing resumable was kept (no checkpoint), train again to finish"
 
 
 def _load(model_dir: str):

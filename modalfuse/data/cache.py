@@ -8,16 +8,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..kinds.base import is_missing, resolve_path
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the table's folder is part of the key
 
 
 def default_cache_dir() -> Path:
@@ -29,7 +30,7 @@ def default_cache_dir() -> Path:
 
 def content_key(kind: str, options: dict[str, Any], cells: list[tuple], base_dir: Path | None) -> str:
     """SHA-256 over the decoding options and every cell, with file cells hashed by their bytes."""
-    h = hashlib.sha256(json.dumps([CACHE_VERSION, kind, options], sort_keys=True, default=str).encode())
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, kind, options, str(base_dir) if base_dir else None], sort_keys=True, default=str).encode())
     for row in cells:
         for cell in row:
             if isinstance(cell, np.ndarray):
@@ -55,14 +56,29 @@ class FeatureCache:
         tensors, meta = self.folder / f"{key}.safetensors", self.folder / f"{key}.json"
         if not (tensors.exists() and meta.exists()):
             return None
-        arrays = load_file(str(tensors))
-        info = json.loads(meta.read_text())
-        present = arrays["present"].astype(bool)
-        values = arrays["values"]
+        try:
+            arrays = load_file(str(tensors))
+            info = json.loads(meta.read_text())
+            present = arrays["present"].astype(bool)
+            values = arrays["values"]
+            if len(values) != len(present) or not isinstance(info.get("errors"), dict):
+                raise ValueError("entry lengths disagree")
+        except Exception as err:  # a truncated or damaged entry: report it, drop it, decode again
+            print(f"warning: feature cache entry {tensors} is damaged ({str(err).splitlines()[0][:120]}); rebuilding it", file=sys.stderr)
+            for f in (tensors, meta):
+                f.unlink(missing_ok=True)
+            return None
         out: list[np.ndarray | None] = [values[i] if present[i] else None for i in range(len(present))]
         return out, {int(k): DataError(e["reason"], column=e["column"], file=e["file"]) for k, e in info["errors"].items()}
 
     def save(self, key: str, values: list[np.ndarray | None], errors: dict[int, DataError], empty: np.ndarray) -> None:
+        try:
+            self._save(key, values, errors, empty)
+        except OSError as err:
+            raise ConfigError(f"data.cache_dir: cannot write the feature cache in {self.folder} ({err.strerror or err}); "
+                              f"give a writable folder, or cache_dir: none") from None
+
+    def _save(self, key: str, values: list[np.ndarray | None], errors: dict[int, DataError], empty: np.ndarray) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         stacked = np.stack([v if v is not None else empty for v in values]) if values else empty[None][:0]
         present = np.asarray([v is not None for v in values], dtype=np.uint8)

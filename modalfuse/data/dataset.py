@@ -20,6 +20,14 @@ from ..kinds import Preprocessor
 from .target import TargetEncoder
 
 
+def show_progress(wanted: bool) -> bool:
+    """Progress bars go to stderr, and only to a terminal (MODALFUSE_PROGRESS=1 forces them)."""
+    import os
+    import sys
+
+    return bool(wanted) and (sys.stderr.isatty() or bool(os.environ.get("MODALFUSE_PROGRESS")))
+
+
 @dataclass
 class SkipReport:
     """Rows read = rows used + rows skipped; every skipped row keeps its reason."""
@@ -116,7 +124,7 @@ def _decode_column(
             return hit
     values: list = []
     errors: dict[int, DataError] = {}
-    iterator = tqdm(cells, desc=f"decode {pre.config.name}", disable=not progress or len(cells) < 500, leave=False)
+    iterator = tqdm(cells, desc=f"decode {pre.config.name}", disable=not show_progress(progress) or len(cells) < 500, leave=False)
     for i, row in enumerate(iterator):
         try:
             values.append(pre.decode(row, base_dir))

@@ -1,9 +1,10 @@
 """Read tables (CSV, TSV, Parquet) or in-memory arrays into a DataFrame of cells."""
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,22 +13,65 @@ from ..errors import DataError
 
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """CSV/TSV/Parquet by extension; empty cells become NaN (a missing modality)."""
+def read_table(path: str | Path, na_values: Sequence[str] | None = None) -> pd.DataFrame:
+    """CSV/TSV/Parquet by extension.
+
+    Only an empty cell is missing: words such as "NA", "None" or "null" stay values (a category or class
+    named "NA" keeps its rows) unless listed in ``na_values`` (``data.na_values``). Repeated column names are
+    refused rather than renamed (pandas would read the second "age" as "age.1").
+    """
     path = Path(path)
     if not path.exists():
         raise DataError("table not found", table=path)
+    if path.is_dir():
+        raise DataError("is a folder; expected a .csv, .tsv or .parquet file", table=path)
     suffix = path.suffix.lower()
+    na = [""] + [str(v) for v in (na_values or [])]
     try:
-        if suffix in (".csv", ".txt"):
-            return pd.read_csv(path)
-        if suffix == ".tsv":
-            return pd.read_csv(path, sep="\t")
+        if suffix in (".csv", ".txt", ".tsv"):
+            sep = "\t" if suffix == ".tsv" else ","
+            _check_header(path, sep)
+            return pd.read_csv(path, sep=sep, keep_default_na=False, na_values=na)
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as err:
-        raise DataError(f"cannot read table: {err}", table=path) from None
+            frame = pd.read_parquet(path)
+            _refuse_duplicates(list(frame.columns), path)
+            if na_values:
+                frame = frame.replace({v: np.nan for v in na_values})
+            return frame
+    except UnicodeDecodeError as err:
+        raise DataError(f"not UTF-8 text: {_bad_byte(path, err)}; save the table as UTF-8", table=path) from None
+    except pd.errors.EmptyDataError:
+        raise DataError("the table is empty (no header row)", table=path) from None
+    except (pd.errors.ParserError, OSError, ValueError) as err:
+        raise DataError(f"cannot read table: {str(err).splitlines()[0]}", table=path) from None
     raise DataError(f"unsupported table format {suffix!r}; expected .csv, .tsv or .parquet", table=path)
+
+
+def _check_header(path: Path, sep: str) -> None:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        names = next(csv.reader(fh, delimiter=sep), [])
+    _refuse_duplicates(names, path)
+
+
+def _refuse_duplicates(names: list, path: Path | str) -> None:
+    seen, repeated = set(), []
+    for name in names:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    if repeated:
+        raise DataError(f"column name(s) {repeated} appear more than once in the header; give every column its own name", table=path)
+
+
+def _bad_byte(path: Path, err: UnicodeDecodeError) -> str:
+    """Where the first byte that is not UTF-8 sits: data row (0-based, as in other messages), line and column."""
+    with open(path, "rb") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return f"row {line_no - 2} (line {line_no}, byte {bad.start + 1}) holds byte 0x{line[bad.start]:02x}"
+    return str(err)
 
 
 def frame_from_arrays(arrays: Mapping[str, Any]) -> pd.DataFrame:
@@ -56,15 +100,16 @@ class Table:
     base_dir: Path | None = None
 
 
-def as_frame(data: Any) -> tuple[pd.DataFrame, str | None, Path | None]:
+def as_frame(data: Any, na_values: Sequence[str] | None = None) -> tuple[pd.DataFrame, str | None, Path | None]:
     """(frame, table name for messages, folder that relative file paths resolve against)."""
     if isinstance(data, Table):
         return data.frame, data.name, data.base_dir
     if isinstance(data, pd.DataFrame):
+        _refuse_duplicates(list(data.columns), "the data frame")
         return data, None, None
     if isinstance(data, (str, Path)):
         path = Path(data)
-        return read_table(path), str(path), path.resolve().parent
+        return read_table(path, na_values), str(path), path.resolve().parent
     if isinstance(data, Mapping):
         return frame_from_arrays(data), None, None
     raise TypeError(f"expected a DataFrame, a table path or a mapping of arrays, got {type(data).__name__}")

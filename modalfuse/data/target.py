@@ -7,19 +7,54 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..kinds.base import is_missing
 
 Task = Literal["classification", "regression"]
 
 
-def infer_task(values: pd.Series) -> Task:
-    """Classification for non-numeric or few-valued integer targets, else regression."""
+#: integer targets with at most this many distinct values are classes; more is ambiguous (ask for data.task)
+MAX_INFERRED_CLASSES = 50
+
+
+def infer_task(values: pd.Series, table: str | None = None) -> Task:
+    """The task, only when the target leaves no doubt; otherwise a ConfigError asking for ``data.task`` with the evidence.
+
+    Text labels (none of them a number) and booleans are classes; integers with at most 50 distinct values are
+    classes; numbers mostly with a fractional part are a regression. Mixed text and numbers, a few fractional
+    values among integers, or many distinct integers could be either: guessing would silently change what is learnt.
+    """
     present = values.dropna()
-    if not pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
+    column = values.name
+    if pd.api.types.is_bool_dtype(present) or present.empty:
         return "classification"
-    integral = np.all(np.mod(present.to_numpy(dtype=float), 1) == 0)
-    return "classification" if integral and present.nunique() <= 50 else "regression"
+    if not pd.api.types.is_numeric_dtype(present):
+        as_numbers = pd.to_numeric(present.astype(str), errors="coerce")
+        numeric = int(as_numbers.notna().sum())
+        if numeric == 0:
+            return "classification"
+        text = sorted({str(v) for v, n in zip(present, as_numbers) if pd.isna(n)})[:5]
+        _ambiguous(column, table, f"{numeric} of {len(present)} values are numbers but others are text ({text})")
+    numbers = present.to_numpy(dtype=float)
+    fractional = np.mod(numbers, 1) != 0
+    distinct = present.nunique()
+    if not fractional.any():
+        if distinct <= MAX_INFERRED_CLASSES:
+            return "classification"
+        _ambiguous(column, table, f"{distinct} distinct integer values (dtype {present.dtype}): classes or a quantity?")
+    distinct_fractional = pd.Series(numbers[fractional]).nunique()
+    if distinct_fractional * 2 >= distinct:
+        return "regression"
+    examples = sorted(set(numbers[fractional].tolist()))[:3]
+    _ambiguous(column, table, f"{distinct - distinct_fractional} of {distinct} distinct values are integers, "
+               f"{distinct_fractional} are not (e.g. {examples}; dtype {present.dtype})")
+    raise AssertionError  # unreachable
+
+
+def _ambiguous(column: object, table: str | None, evidence: str) -> None:
+    where = f" in {table}" if table else ""
+    raise ConfigError(f"data.task: cannot tell whether target {column!r}{where} is classification or regression: {evidence}; "
+                      f"set data.task: classification or data.task: regression")
 
 
 class TargetEncoder:

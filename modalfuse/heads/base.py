@@ -18,6 +18,10 @@ class Head(nn.Module):
     """
 
     task: ClassVar[str]
+    #: True for a head whose loss changes with the epoch (an annealed penalty): while ``comparable`` is set, its
+    #: loss leaves that penalty out, so validation losses of different epochs can be compared (best-epoch selection)
+    loss_varies: ClassVar[bool] = False
+    comparable: bool = False
 
     def __init__(self, in_dim: int | None, hidden: int, out_dim: int, dropout: float) -> None:
         super().__init__()

@@ -39,6 +39,7 @@ class EvidentialHead(Head):
     """Dirichlet output: the network's output is α; probability α/S, uncertainty u = K/S."""
 
     task = "classification"
+    loss_varies = True
 
     def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float, anneal_epochs: NonNegInt = 10) -> None:
         super().__init__(in_dim, hidden, n_outputs, dropout)
@@ -51,7 +52,8 @@ class EvidentialHead(Head):
         return evidence_to_alpha(out) if self.from_logits else out
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return dirichlet_loss(out, target, min(1.0, self.epoch / max(1, self.anneal_epochs)))
+        weight = 0.0 if self.comparable else min(1.0, self.epoch / max(1, self.anneal_epochs))
+        return dirichlet_loss(out, target, weight)
 
     def proba(self, out: torch.Tensor) -> torch.Tensor:
         return out / out.sum(dim=1, keepdim=True)

@@ -53,8 +53,10 @@ class VectorPreprocessor(Preprocessor):
 
     def fit(self, values: list[np.ndarray]) -> None:
         if values:
-            self.dim = int(values[0].shape[0])
-            stack = np.stack([self.encode_raw(v) for v in values])
+            # the most common length is the vector's; rows of another length fail in encode, naming their row
+            lengths = [int(v.shape[0]) for v in values]
+            self.dim = max(set(lengths), key=lambda n: (lengths.count(n), -lengths.index(n)))
+            stack = np.stack([self.encode_raw(v) for v in values if v.shape[0] == self.dim])
             if self.options.standardize:
                 self.mean = stack.mean(axis=0).tolist()
                 self.std = np.where(stack.std(axis=0) > 1e-8, stack.std(axis=0), 1.0).tolist()

@@ -116,6 +116,19 @@ class MultimodalModule(L.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         loss, out = self.loss(batch)
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        # best epoch and early stopping use a loss comparable across epochs: heads with an annealed penalty drop it
+        varying = [m for m in self.net.modules() if getattr(m, "loss_varies", False)]
+        if varying:
+            for head in varying:
+                head.comparable = True
+            try:
+                select, _ = self.loss(batch)
+            finally:
+                for head in varying:
+                    head.comparable = False
+        else:
+            select = loss
+        self.log("val_select", select, on_step=False, on_epoch=True, batch_size=len(batch))
         if self.net.head.task == "classification":
             acc = (self.net.head.predict(out) == batch.target).float().mean()
             self.log("val_accuracy", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))

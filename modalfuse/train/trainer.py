@@ -4,21 +4,30 @@ from __future__ import annotations
 import copy
 import csv
 import logging
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Optional
 
 import lightning as L
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from ..config import TrainConfig
+from ..errors import ConfigError
 from ..data.dataset import Features
 from ..model import MultimodalNet
 from .module import MultimodalModule
 
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def show_progress(wanted: bool) -> bool:
+    """Progress bars go to stderr, and only to a terminal (MODALFUSE_PROGRESS=1 forces them): logs stay clean."""
+    return bool(wanted) and (sys.stderr.isatty() or bool(os.environ.get("MODALFUSE_PROGRESS")))
 
 
 def batches(features: Features, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
@@ -29,7 +38,8 @@ def batches(features: Features, batch_size: int, shuffle: bool, seed: int = 0) -
 
 
 class BestWeights(L.Callback):
-    """Keep the weights of the epoch with the lowest validation loss, in memory."""
+    """Keep the weights of the epoch with the lowest selection loss (``val_select``: the validation loss without
+    penalties annealed over epochs, so that epochs compare), in memory."""
 
     def __init__(self) -> None:
         self.best = float("inf")
@@ -39,7 +49,7 @@ class BestWeights(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        loss = float(trainer.callback_metrics.get("val_loss", float("inf")))
+        loss = float(trainer.callback_metrics.get("val_select", float("inf")))
         if loss < self.best:
             self.best, self.epoch = loss, trainer.current_epoch
             self.state = copy.deepcopy(module.net.state_dict())
@@ -87,21 +97,28 @@ def fit_net(
     best = BestWeights()
     callbacks: list[L.Callback] = [best] if has_val else []
     if has_val and cfg.patience:
-        callbacks.append(L.pytorch.callbacks.EarlyStopping("val_loss", patience=cfg.patience, mode="min"))
+        callbacks.append(L.pytorch.callbacks.EarlyStopping("val_select", patience=cfg.patience, mode="min"))
     if run_dir is not None:
         callbacks.append(EpochCSV(Path(run_dir) / "metrics.csv"))
-    trainer = L.Trainer(
-        max_epochs=cfg.max_epochs,
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=cfg.progress,
-        enable_model_summary=False,
-        callbacks=callbacks,
-        num_sanity_val_steps=0,
-        default_root_dir=str(run_dir) if run_dir else None,
-    )
+    progress = show_progress(cfg.progress)
+    if progress:  # tqdm writes to stderr; Lightning's default rich bar would write to stdout
+        callbacks.append(L.pytorch.callbacks.TQDMProgressBar())
+    try:
+        trainer = L.Trainer(
+            max_epochs=cfg.max_epochs,
+            accelerator=cfg.accelerator,
+            devices=cfg.devices,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            callbacks=callbacks,
+            num_sanity_val_steps=0,
+            default_root_dir=str(run_dir) if run_dir else None,
+        )
+    except (MisconfigurationException, ValueError, RuntimeError, TypeError) as err:
+        raise ConfigError(f"train.accelerator / train.devices: {cfg.accelerator!r} with devices {cfg.devices!r} cannot be used here "
+                          f"({str(err).splitlines()[0][:200]}); expected e.g. accelerator: cpu, devices: 1") from None
     start = time.perf_counter()
     trainer.fit(
         module,
