@@ -12,15 +12,7 @@ from modalfuse.errors import ConfigError  # noqa: E402
 from modalfuse.evaluate.feature_attribution import integrated_gradients, save_overlay  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two spinning threads make these small models ~10x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_only_the_two_informative_columns_rank_first() -> None:

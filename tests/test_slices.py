@@ -8,15 +8,7 @@ from modalfuse.errors import ConfigError
 from modalfuse.evaluate.slices import markdown, model_slices, per_sample_scores, presence_patterns, slice_table
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two spinning threads make these small models ~10x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_a_clearly_worse_slice_is_flagged_and_equal_slices_are_not() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 
 from .base import FUSIONS
-from .sum import ProjectedPool
+from .sum import SumFusion
 
 
 @FUSIONS.register("max")
-class MaxFusion(ProjectedPool):
+class MaxFusion(SumFusion):
     """Project each modality to the fused width and take the elementwise max over present ones."""
 
     def pool(self, projected: torch.Tensor, presence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
