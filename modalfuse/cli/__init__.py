@@ -33,6 +33,25 @@ def positive(text: str) -> int:
     return value
 
 
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535."""
+    value = positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="modalfuse", description="Multimodal learning: train, evaluate and predict from YAML configs.")
     p.set_defaults(light=False)  # commands that never touch the learning library (route) set light=True
@@ -68,15 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("serve", help="serve a bundle over HTTP (FastAPI + uvicorn; needs the serve extra)")
     v.add_argument("bundle", help="bundle folder or .tar.gz")
     v.add_argument("--host", default="127.0.0.1")
-    v.add_argument("--port", type=int, default=8000)
-    v.add_argument("--max-batch", type=int, default=64, help="records per forward pass; 1 turns micro-batching off")
+    v.add_argument("--port", type=port, default=8000)
+    v.add_argument("--max-batch", type=positive, default=64, help="records per forward pass; 1 turns micro-batching off")
     v.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
-    v.add_argument("--timeout-s", type=float, default=10.0, help="prediction timeout (504 past it)")
-    v.add_argument("--max-body-mb", type=float, default=5.0, help="request body limit (413 past it)")
+    v.add_argument("--timeout-s", type=seconds, default=10.0, help="prediction timeout (504 past it)")
+    v.add_argument("--max-body-mb", type=seconds, default=5.0, help="request body limit (413 past it)")
+    v.add_argument("--max-records", type=positive, default=1024, help="records per request (413 past it)")
+    v.add_argument("--max-decoded-mb", type=seconds, default=256.0,
+                   help="decoded float32 size of one request's images/audio, read from file headers (413 past it)")
+    v.add_argument("--read-timeout-s", type=seconds, default=30.0, help="a request must arrive whole within this time")
+    v.add_argument("--max-connections", type=positive, default=256, help="open connections at once (503 past it)")
     key = v.add_mutually_exclusive_group()
     key.add_argument("--api-key-env", help="require this environment variable's value as a bearer token")
     key.add_argument("--api-key-file", help="require this file's content as a bearer token")
-    v.add_argument("--threads", type=int, default=1, help="torch threads for inference")
+    v.add_argument("--threads", type=positive, default=1, help="torch threads for inference")
     v.add_argument("--log-level", default="warning")
     v.set_defaults(func=cmd_serve)
 

@@ -229,7 +229,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not key:
             raise ModalfuseError(f"--api-key-file: {args.api_key_file} is empty")
     settings = ServeSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, timeout_s=args.timeout_s,
-                             max_body_mb=args.max_body_mb, api_key=key, threads=args.threads)
+                             max_body_mb=args.max_body_mb, api_key=key, threads=args.threads, max_records=args.max_records,
+                             max_decoded_mb=args.max_decoded_mb, read_timeout_s=args.read_timeout_s,
+                             max_connections=args.max_connections)
     print(f"serving {args.bundle} on http://{args.host}:{args.port} (max batch {args.max_batch}, max wait {args.max_wait_ms} ms)", flush=True)
     serve(args.bundle, args.host, args.port, settings, log_level=args.log_level)
     return 0

@@ -98,12 +98,37 @@ def save_model_folder(folder: str | Path, tensors: dict[str, Any], files: dict[s
 
 
 def open_model_folder(folder: str | Path, spec_file: str, what: str = "saved model") -> Path:
-    """``folder`` as a Path once it holds ``spec_file`` and passes its manifest."""
+    """``folder`` as a Path once it holds ``spec_file``, passes its manifest and was not written by a newer major version."""
     folder = Path(folder)
     if not (folder / spec_file).exists():
         raise ModelFolderError(f"{folder} holds no {what} ({spec_file} is missing)")
     verify_manifest(folder)
+    if (folder / "meta.json").is_file():
+        meta = read_json(folder, "meta.json")
+        check_written_by(meta.get("modalfuse") if isinstance(meta, dict) else None, folder / "meta.json")
     return folder
+
+
+def check_written_by(version: Any, where: Path, error: type[Exception] = ModelFolderError) -> None:
+    """Refuse files written by a newer major version of modalfuse (or naming no readable version); warn for a newer minor one."""
+    import warnings
+
+    from .. import __version__
+
+    def parse(text: Any) -> Optional[tuple[int, ...]]:
+        try:
+            return tuple(int(p) for p in str(text).split("+")[0].split(".")[:3])
+        except ValueError:
+            return None
+
+    theirs, ours = parse(version), parse(__version__)
+    if theirs is None:
+        raise error(f"{where}: names no readable modalfuse version ({version!r})")
+    if theirs[0] > ours[0] or (ours[0] == 0 and theirs[:2] > ours[:2]):
+        raise error(f"{where}: written by modalfuse {version}, newer than this {__version__} can read; upgrade modalfuse")
+    if theirs > ours:
+        warnings.warn(f"{where}: written by modalfuse {version}, newer than this {__version__}; it may use features this version lacks",
+                      stacklevel=2)
 
 
 def estimator_files(train_config: BaseModel, preprocessors: dict[str, Any], history: dict[str, Any]) -> dict[str, str]:

@@ -64,6 +64,8 @@ class Preprocessor(ABC):
     uploads: ClassVar[bool] = False
     #: a multipart text part of this kind holds JSON (a list or an object), not plain text
     json_parts: ClassVar[bool] = False
+    #: whether ``request_schema`` states exactly which request values are accepted
+    request_schema_exact: ClassVar[bool] = True
     #: why ONNX export cannot express this kind (None: it can)
     onnx_unsupported: ClassVar[Optional[str]] = None
 
@@ -131,6 +133,20 @@ class Preprocessor(ABC):
         """One request value → the cells ``decode`` reads; raises RequestError naming ``field``."""
         raise RequestError(field, f"modality kind {self.kind!r} is not servable")
 
+    def request_schema(self) -> dict[str, Any]:
+        """JSON Schema of a present request value, for the OpenAPI document (``request_schema_exact``: whether
+        it admits exactly what ``request_cells`` + ``decode`` accept; file bytes cannot be described so)."""
+        return {}
+
+    def missing_schema(self) -> dict[str, Any]:
+        """JSON Schema of a request value that means "missing" (besides an omitted key)."""
+        return {"type": "null"}
+
+    def request_size(self, cells: tuple[Any, ...]) -> int:
+        """How many values decoding these request cells produces before any resizing (pixels × bands, audio
+        samples): the server's decode budget is counted in these, read from file headers before decoding."""
+        return int(np.prod(self.empty().shape))
+
     # -- ONNX -------------------------------------------------------------------------------
     def example(self, n: int, generator):
         """``n`` random encoded inputs of the right shape and type (ONNX export and its parity check)."""
@@ -149,11 +165,15 @@ class FileKind(Preprocessor):
     cacheable = True
     file_cells = True
     uploads = True
+    request_schema_exact = False
 
     def request_cells(self, value: Any, field: str) -> tuple:
         from .request import file_bytes
 
         return (file_bytes(value, field),)
+
+    def request_schema(self) -> dict[str, Any]:
+        return {"type": "string", "format": "byte", "minLength": 1, "description": "base64 file bytes (a data: URL prefix is accepted)"}
 
 
 KINDS: Registry[Preprocessor] = Registry("kind")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +47,22 @@ class ImagePreprocessor(FileKind):
         tensor = torch.from_numpy(np.ascontiguousarray(array))[None]
         resized = F.interpolate(tensor, size=tuple(self.options.size), mode="bilinear", antialias=True, align_corners=False)
         return resized[0].numpy().astype(np.float32)
+
+    def request_size(self, cells: tuple[Any, ...]) -> int:
+        """Pixels × bands, from the file header (nothing is decoded); 0 when unreadable (decoding then says why)."""
+        value = cells[0]
+        if not isinstance(value, (bytes, bytearray)):
+            return super().request_size(cells)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(value)) as img:
+                    width, height = img.size
+                    return width * height * max(len(img.getbands()), self.options.channels)
+        except Image.DecompressionBombError:
+            return 2**62
+        except (UnidentifiedImageError, OSError, ValueError):
+            return 0
 
     def fit(self, values: list[np.ndarray]) -> None:
         if values:

@@ -11,24 +11,29 @@ import numpy as np
 from ..errors import RequestError
 
 
+#: request numbers must be finite and at most this large in magnitude (standardised, they still fit a float32)
+MAX_MAGNITUDE = 1e30
+NUMBER_SCHEMA = {"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def finite_numbers(values: list) -> bool:
-    """Every item a plain int or float (not bool) that is finite as a float: one vectorised check."""
+    """Every item a plain int or float (not bool), finite and within ``MAX_MAGNITUDE``: one vectorised check."""
     if not all(type(x) is float or type(x) is int for x in values):
         return False
     try:
-        return bool(np.isfinite(np.asarray(values, dtype=np.float64)).all())
+        return bool((np.abs(np.asarray(values, dtype=np.float64)) <= MAX_MAGNITUDE).all())
     except OverflowError:
         return False
 
 
 def finite(value: Any) -> bool:
-    """A finite number that fits a float (huge JSON integers overflow)."""
+    """A finite number within ``MAX_MAGNITUDE`` (huge JSON integers overflow a float)."""
     try:
-        return math.isfinite(float(value))
+        return abs(float(value)) <= MAX_MAGNITUDE
     except OverflowError:
         return False
 
@@ -62,6 +67,26 @@ def column_object(columns: list[str], value: Any, field: str, what: str = "colum
     if bad:
         raise RequestError(f"{field}.{bad[0]}", "unknown column", f"one of {columns}")
     return value
+
+
+def string_schema(columns: list[str]) -> tuple[dict, dict]:
+    """(present, missing) JSON Schemas of a text-like value: a string with a non-blank character, or for
+    several columns an object of column → string|null with one of them non-blank (blank = missing)."""
+    blank = {"type": "string", "pattern": "^\\s*$"}
+    text = {"type": "string", "pattern": "\\S"}
+    if len(columns) == 1:
+        return text, {"anyOf": [{"type": "null"}, blank]}
+    return object_schemas(columns, {c: text for c in columns}, {c: blank for c in columns})
+
+
+def object_schemas(columns: list[str], present: dict, missing: dict) -> tuple[dict, dict]:
+    """(present, missing) schemas of an object of column values: present when one column holds a present value."""
+    props = {c: {"anyOf": [present[c], missing.get(c, {"type": "null"}), {"type": "null"}]} for c in columns}
+    base = {"type": "object", "additionalProperties": False, "properties": props}
+    some = {**base, "anyOf": [{"required": [c], "properties": {c: present[c]}} for c in columns]}
+    none = {"type": "object", "additionalProperties": False,
+            "properties": {c: {"anyOf": [missing.get(c, {"type": "null"}), {"type": "null"}]} for c in columns}}
+    return some, none
 
 
 def string_cells(columns: list[str], value: Any, field: str) -> tuple:

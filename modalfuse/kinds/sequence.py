@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ..errors import DataError
 from .base import KINDS, KindOptions, Preprocessor
-from .request import string_cells
+from .request import string_cells, string_schema
 
 PAD = 0
 
@@ -66,5 +66,13 @@ class SequencePreprocessor(Preprocessor):
     def schema(self) -> dict[str, Any]:
         return {**super().schema(), "type": "string", "alphabet": self.alphabet, "max_len": self.options.max_len}
 
+    request_schema_exact = False  # the alphabet check is not stated
+
     def request_cells(self, value: Any, field: str) -> tuple:
         return string_cells(self.config.columns, value, field)
+
+    def request_schema(self) -> dict[str, Any]:
+        return string_schema(self.config.columns)[0]
+
+    def missing_schema(self) -> dict[str, Any]:
+        return string_schema(self.config.columns)[1]

@@ -15,7 +15,7 @@ from pydantic import Field
 from ..errors import DataError
 from .base import KINDS, KindOptions, Preprocessor, is_missing
 from ..errors import RequestError
-from .request import column_object, finite, is_number, short
+from .request import MAX_MAGNITUDE, NUMBER_SCHEMA, column_object, finite, is_number, object_schemas, short
 
 
 class TabularOptions(KindOptions):
@@ -111,6 +111,25 @@ class TabularPreprocessor(Preprocessor):
                 "categorical": {c: list(cats) for c, cats in zip(self.categorical, self.categories)},
                 "handle_unknown": self.options.handle_unknown}
 
+    def request_schema(self) -> dict[str, Any]:
+        return self._schemas()[0]
+
+    def missing_schema(self) -> dict[str, Any]:
+        return self._schemas()[1]
+
+    def _schemas(self) -> tuple[dict, dict]:
+        present: dict[str, Any] = {c: NUMBER_SCHEMA for c in self.numeric}
+        missing = {c: {"type": "string", "pattern": "^\\s*$"} for c in self.categorical}
+        for c, cats in zip(self.categorical, self.categories):
+            if self.options.handle_unknown == "error":
+                present[c] = {"enum": [form for cat in cats for form in _json_forms(cat)]}
+            else:
+                present[c] = {"anyOf": [{"type": "string", "pattern": "\\S"}, NUMBER_SCHEMA]}
+        others = [c for c in self.config.columns if c not in present]  # neither numeric nor categorical: ignored
+        for c in others:
+            present[c] = {"anyOf": [{"type": "string", "pattern": "\\S"}, NUMBER_SCHEMA]}
+        return object_schemas(self.config.columns, present, missing)
+
     def request_cells(self, value: Any, field: str) -> tuple:
         columns = self.config.columns
         value = column_object(columns, value, field)
@@ -121,7 +140,7 @@ class TabularPreprocessor(Preprocessor):
                 if v is not None and not is_number(v):
                     raise RequestError(f"{field}.{c}", f"expected a number or null, got {short(v)}", "a number")
                 if v is not None and not finite(v):
-                    raise RequestError(f"{field}.{c}", f"expected a finite number, got {v!r} (use null for missing)", "a finite number")
+                    raise RequestError(f"{field}.{c}", f"expected a finite number of magnitude at most {MAX_MAGNITUDE:g}, got {short(v)} (use null for missing)", "a finite number")
             elif v is not None and not (isinstance(v, str) or is_number(v)):
                 raise RequestError(f"{field}.{c}", f"expected a category (string or number) or null, got {type(v).__name__}")
             elif is_number(v) and not finite(v):
@@ -138,6 +157,18 @@ class TabularPreprocessor(Preprocessor):
         for j, card in enumerate(self.encoder_info()["cardinalities"]):
             x[:, 2 * k + j] = torch.randint(0, card, (n,), generator=generator).float()
         return x
+
+
+def _json_forms(category: str) -> list:
+    """The JSON values a request may send for ``category``: the string, and the number that reads as it."""
+    forms: list = [category]
+    try:
+        number = float(category)
+    except ValueError:
+        return forms
+    if math.isfinite(number) and _category(number) == category:
+        forms.append(int(number) if number.is_integer() else number)
+    return forms
 
 
 def _category(cell: Any) -> str:

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from ..hub import resolve_pretrained
 from .base import KINDS, KindOptions, Preprocessor, is_missing
-from .request import string_cells
+from .request import string_cells, string_schema
 
 _TOKEN = re.compile(r"[\w']+|[^\w\s]")
 PAD, UNK = 0, 1
@@ -98,3 +98,9 @@ class TextPreprocessor(Preprocessor):
 
     def request_cells(self, value: Any, field: str) -> tuple:
         return string_cells(self.config.columns, value, field)
+
+    def request_schema(self) -> dict[str, Any]:
+        return string_schema(self.config.columns)[0]
+
+    def missing_schema(self) -> dict[str, Any]:
+        return string_schema(self.config.columns)[1]

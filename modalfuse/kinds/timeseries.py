@@ -17,7 +17,7 @@ from pydantic import Field
 
 from ..errors import DataError, RequestError
 from .base import KINDS, KindOptions, Preprocessor, resolve_path
-from .request import column_object, finite_numbers
+from .request import NUMBER_SCHEMA, column_object, finite_numbers, object_schemas
 
 
 class TimeseriesOptions(KindOptions):
@@ -107,6 +107,14 @@ class TimeseriesPreprocessor(Preprocessor):
         one = len(self.config.columns) == 1
         shape = f"{self.channels} lists of numbers (channels × steps)" if one else "an object of column → list of numbers"
         return {**super().schema(), "type": shape, "channels": self.channels, "length": self.length}
+
+    request_schema_exact = False  # equal channel lengths are not stated
+
+    def request_schema(self) -> dict[str, Any]:
+        series = {"type": "array", "items": NUMBER_SCHEMA, "minItems": 1}
+        if len(self.config.columns) > 1:
+            return object_schemas(self.config.columns, {c: series for c in self.config.columns}, {})[0]
+        return {"type": "array", "items": series, "minItems": self.channels, "maxItems": self.channels}
 
     def request_cells(self, value: Any, field: str) -> tuple:
         columns = self.config.columns

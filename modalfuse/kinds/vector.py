@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import DataError
 from .base import KINDS, KindOptions, Preprocessor
 from ..errors import RequestError
-from .request import finite, finite_numbers, is_number, short
+from .request import MAX_MAGNITUDE, NUMBER_SCHEMA, finite, finite_numbers, is_number, short
 
 
 class VectorOptions(KindOptions):
@@ -90,10 +90,14 @@ class VectorPreprocessor(Preprocessor):
         columns = self.config.columns
         return {**super().schema(), "type": "array of numbers", "length": self.dim if len(columns) == 1 else len(columns)}
 
+    def request_schema(self) -> dict[str, Any]:
+        n = self.dim if len(self.config.columns) == 1 else len(self.config.columns)
+        return {"type": "array", "items": NUMBER_SCHEMA, "minItems": n or 1, **({"maxItems": n} if n else {})}
+
     def request_cells(self, value: Any, field: str) -> tuple:
         columns = self.config.columns
         expected_len = self.dim if len(columns) == 1 else len(columns)
-        expect = f"a list of {expected_len} finite numbers"
+        expect = f"a list of {expected_len} finite numbers of magnitude at most {MAX_MAGNITUDE:g}"
         if not isinstance(value, list):
             raise RequestError(field, f"expected a list of numbers, got {type(value).__name__}", expect)
         if not value:
@@ -103,7 +107,7 @@ class VectorPreprocessor(Preprocessor):
                 if not is_number(x):
                     raise RequestError(f"{field}[{j}]", f"expected a number, got {short(x)}", expect)
                 if not finite(x):
-                    raise RequestError(f"{field}[{j}]", f"expected a finite number, got {short(x)}", expect)
+                    raise RequestError(f"{field}[{j}]", f"expected a finite number of magnitude at most {MAX_MAGNITUDE:g}, got {short(x)}", expect)
         if expected_len and len(value) != expected_len:
             raise RequestError(field, f"wrong vector length: expected {expected_len} numbers, got {len(value)}", expect)
         try:

@@ -3,7 +3,9 @@
 The batcher task collects queued requests until ``max_batch`` records or ``max_wait_ms`` after
 the first one, then runs the forward pass in a single worker thread (the event loop never
 blocks); requests arriving meanwhile form the next batch. ``max_batch=1`` means one request
-per forward pass (no batching).
+per forward pass (no batching). A request of more than ``max_batch`` records runs in chunks of
+``max_batch``, and the chunks stop once every request waiting on them has timed out, so a
+timed-out request frees the worker within one chunk.
 """
 from __future__ import annotations
 
@@ -13,6 +15,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
 from .engine import Encoded
+
+
+async def run_chunked(executor: ThreadPoolExecutor, run: Callable[[Encoded], list[Any]], enc: Encoded, size: int,
+                      alive: Callable[[], bool]) -> list[Any]:
+    """``run`` over ``enc`` in chunks of ``size`` records in ``executor``, stopping (with a short result) once ``alive()`` is false."""
+    loop = asyncio.get_running_loop()
+    if len(enc) <= size:
+        return await loop.run_in_executor(executor, run, enc)
+    out: list[Any] = []
+    for start in range(0, len(enc), size):
+        if not alive():
+            break
+        out += await loop.run_in_executor(executor, run, enc.slice(start, start + size))
+    return out
 
 
 class MicroBatcher:
@@ -46,7 +62,6 @@ class MicroBatcher:
         return await future
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         pending = None
         while True:
             first = pending or await self.queue.get()
@@ -74,7 +89,8 @@ class MicroBatcher:
                 continue
             merged = Encoded.concat([enc for enc, _ in live]) if len(live) > 1 else live[0][0]
             try:
-                results = await loop.run_in_executor(self.executor, self.run, merged)
+                results = await run_chunked(self.executor, self.run, merged, self.max_batch,
+                                            lambda: any(not fut.done() for _, fut in live))
             except Exception as err:  # handed to each waiting request
                 for _, fut in live:
                     if not fut.done():

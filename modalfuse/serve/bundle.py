@@ -21,10 +21,12 @@ from typing import Any, Optional
 import yaml
 
 from .. import __version__
-from ..core.storage import MANIFEST, ModelFolderError, sha256_file, verify_manifest, write_manifest
+from ..core.storage import MANIFEST, ModelFolderError, check_written_by, sha256_file, verify_manifest, write_manifest
 from ..errors import ModalfuseError
 
 CARD = "card.json"
+#: the card format this version writes and reads; a bundle claiming a later one is refused
+CARD_FORMAT = 1
 MODEL_FILES = ("model.json", "train.json", "preprocessors.json", "weights.safetensors", "meta.json")
 DEPENDENCIES = ("torch", "numpy", "pandas", "safetensors", "pydantic", "scikit-learn", "scipy", "Pillow", "soundfile",
                 "fastapi", "uvicorn", "onnx", "onnxruntime")
@@ -137,7 +139,7 @@ def export_bundle(
                 stray.unlink() if stray.is_file() else shutil.rmtree(stray)
         card: dict[str, Any] = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "format": 1,
+            "format": CARD_FORMAT,
             "task": model.task,
             "target": model.target,
             "classes": model.target_encoder.classes if model.task == "classification" else None,
@@ -217,6 +219,27 @@ def safe_extract(archive: str | Path, dest: Path) -> None:
                 shutil.copyfileobj(src, out)
 
 
+def read_card(folder: Path) -> dict[str, Any]:
+    """``card.json`` of a verified bundle; a card of a later format, or from a newer major modalfuse, is refused."""
+    if not (folder / CARD).exists():
+        return {}
+    try:
+        card = json.loads((folder / CARD).read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BundleError(f"{folder / CARD}: not valid JSON ({err})") from None
+    if not isinstance(card, dict):
+        raise BundleError(f"{folder / CARD}: expected a JSON object")
+    fmt = card.get("format", CARD_FORMAT)
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise BundleError(f"{folder / CARD}: format: expected a whole number ≥ 1, got {fmt!r}")
+    if fmt > CARD_FORMAT:
+        raise BundleError(f"{folder / CARD}: card format {fmt} is newer than this modalfuse reads ({CARD_FORMAT}); upgrade modalfuse")
+    versions = card.get("versions") or {}
+    if isinstance(versions, dict) and "modalfuse" in versions:
+        check_written_by(versions["modalfuse"], folder / CARD, BundleError)
+    return card
+
+
 class Bundle:
     """A verified, loaded bundle: the model, its card and where it was read from."""
 
@@ -234,13 +257,12 @@ def load_bundle(path: str | Path) -> Bundle:
     if path.is_dir():
         verify_bundle(path)
         folder = path
-        model = MultimodalModel.load(folder)
-        card = json.loads((folder / CARD).read_text()) if (folder / CARD).exists() else {}
-        return Bundle(model, card, path, folder)
+        card = read_card(folder)
+        return Bundle(MultimodalModel.load(folder), card, path, folder)
     with tempfile.TemporaryDirectory(prefix="modalfuse-bundle-") as tmp:
         folder = Path(tmp)
         safe_extract(path, folder)
         verify_bundle(folder)
+        card = read_card(folder)
         model = MultimodalModel.load(folder)
-        card = json.loads((folder / CARD).read_text()) if (folder / CARD).exists() else {}
     return Bundle(model, card, path, path)

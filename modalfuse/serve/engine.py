@@ -7,7 +7,7 @@ memory (nothing is written to disk).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -15,8 +15,14 @@ import torch
 from ..data.batch import Batch
 from ..data.dataset import Features, SkipReport
 from ..errors import ConfigError, DataError, RequestError
+from ..kinds.base import is_missing
+from .limits import PayloadTooLarge
 
 MISSING = object()
+
+
+class Cancelled(Exception):
+    """The request this work was for has timed out or gone."""
 
 
 @dataclass
@@ -28,6 +34,9 @@ class Encoded:
 
     def __len__(self) -> int:
         return len(next(iter(self.masks.values())))
+
+    def slice(self, start: int, stop: int) -> "Encoded":
+        return Encoded({n: v[start:stop] for n, v in self.inputs.items()}, {n: m[start:stop] for n, m in self.masks.items()})
 
     @staticmethod
     def concat(parts: list["Encoded"]) -> "Encoded":
@@ -71,6 +80,9 @@ class Engine:
     def records_of(body: Any) -> list[Any]:
         """``{"records": [...]}`` or one record object."""
         if isinstance(body, dict) and "records" in body:
+            extra = [k for k in body if k != "records"]
+            if extra:
+                raise RequestError(extra[0], "unknown key beside records", '{"records": [...]} and nothing else')
             records = body["records"]
             if not isinstance(records, list):
                 raise RequestError("records", f"expected a list of record objects, got {type(records).__name__}")
@@ -82,30 +94,61 @@ class Engine:
         raise RequestError("body", f"expected a JSON object, got {type(body).__name__}",
                            '{"records": [{modality: value, ...}, ...]} or one record object')
 
+    def cells_of(self, records: list[Any], prefix: str = "records") -> list[dict[str, Optional[tuple]]]:
+        """Validate every record's values and turn them into cells (nothing is decoded yet); None = missing."""
+        return [self.record_cells(r, f"{prefix}[{i}]") for i, r in enumerate(records)]
+
+    def decoded_size(self, cells: list[dict[str, Optional[tuple]]], budget: Optional[int] = None, prefix: str = "records") -> int:
+        """Values the uploads among ``cells`` decode to (from their headers); PayloadTooLarge once past ``budget``."""
+        total = 0
+        for i, record in enumerate(cells):
+            for name, value in record.items():
+                pre = self.preprocessors[name]
+                if value is None or not pre.uploads:
+                    continue
+                total += pre.request_size(value)
+                if budget is not None and total > budget:
+                    raise PayloadTooLarge(f"the request's images/audio decode to more than {budget * 4 / 2**20:g} MB of float32 "
+                                          f"values (reached at {prefix}[{i}].{name}); send smaller files or fewer records",
+                                          field=f"{prefix}[{i}].{name}")
+        return total
+
+    def encode_cells(self, cells: list[dict[str, Optional[tuple]]], prefix: str = "records",
+                     cancelled: Optional[Callable[[], bool]] = None) -> Encoded:
+        """Decode and encode validated cells; stops early (Cancelled) once ``cancelled()`` says the caller gave up."""
+        per = []
+        for i, record in enumerate(cells):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            per.append({n: None if c is None else self._encode_cells(self.preprocessors[n], c, f"{prefix}[{i}].{n}")
+                        for n, c in record.items()})
+        return self._stack(per)
+
     def encode_records(self, records: list[Any], prefix: str = "records") -> Encoded:
-        per = [self.encode_record(r, f"{prefix}[{i}]") for i, r in enumerate(records)]
+        return self.encode_cells(self.cells_of(records, prefix), prefix)
+
+    def _stack(self, per: list[dict[str, Optional[np.ndarray]]]) -> Encoded:
         inputs = {n: np.stack([p[n] if p[n] is not None else self.preprocessors[n].empty() for p in per]) for n in self.names}
         masks = {n: np.asarray([p[n] is not None for p in per], dtype=bool) for n in self.names}
         return Encoded(inputs, masks)
 
-    def encode_record(self, record: Any, where: str) -> dict[str, Optional[np.ndarray]]:
+    def record_cells(self, record: Any, where: str) -> dict[str, Optional[tuple]]:
         if not isinstance(record, dict):
             raise RequestError(where, f"expected an object of modality values, got {type(record).__name__}",
                                f"an object with keys among {self.names}")
         unknown = [k for k in record if k not in self.preprocessors]
         if unknown:
             raise RequestError(f"{where}.{unknown[0]}", "unknown modality", f"one of {self.names}")
-        out: dict[str, Optional[np.ndarray]] = {}
+        out: dict[str, Optional[tuple]] = {}
         for name, pre in self.preprocessors.items():
-            field = f"{where}.{name}"
             value = record.get(name, MISSING)
-            out[name] = None if value is MISSING or value is None else self._encode_value(pre, value, field)
+            cells = None if value is MISSING or value is None else pre.request_cells(value, f"{where}.{name}")
+            out[name] = None if cells is None or all(is_missing(c) for c in cells) else cells
         if all(v is None for v in out.values()):
             raise RequestError(where, "no modality is present", f"at least one of {self.names}")
         return out
 
-    def _encode_value(self, pre, value: Any, field: str) -> Optional[np.ndarray]:
-        cells = pre.request_cells(value, field)
+    def _encode_cells(self, pre, cells: tuple, field: str) -> Optional[np.ndarray]:
         try:
             decoded = pre.decode(cells, None)
             if decoded is None:
