@@ -18,18 +18,180 @@ from modalfuse.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = yaml.safe_load((ROOT / "tests/bad_inputs/cases.yaml").read_text())["cases"]
+REQUESTS = yaml.safe_load((ROOT / "tests/bad_inputs/requests.yaml").read_text())["requests"]
 
 
 def _many_int_classes() -> str:
     return "a,b,y\n" + "".join(f"{i},{i + 1},{i}\n" for i in range(68))
 
 
-GENERATORS = {"many_int_classes": _many_int_classes}
+def _wav(seconds: float = 0.2, rate: int = 8000) -> bytes:
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(int(seconds * rate), dtype=np.float32), rate, format="WAV")
+    return buf.getvalue()
+
+
+def _png(width: int = 8, height: int = 8) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (width, height), 100).save(buf, "PNG")
+    return buf.getvalue()
+
+
+GENERATORS = {"many_int_classes": _many_int_classes, "wav": _wav, "png": _png,
+              "wav_truncated": lambda: _wav()[:-600], "png_truncated": lambda: _png(64, 64)[:60],
+              "png_large": lambda: _png(1000, 1000)}
+
+
+# ----------------------------------------------------------------------------- HTTP requests
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """TestClients over two small models: vector+text+tabular ("plain"), image+audio+vector ("media"), and plain with a key."""
+    import numpy as np
+    import pandas as pd
+    from fastapi.testclient import TestClient
+
+    from modalfuse import MultimodalModel
+    from modalfuse.serve.app import create_app
+    from modalfuse.serve.limits import ServeSettings
+
+    folder = tmp_path_factory.mktemp("served")
+    n = 12
+    plain = pd.DataFrame({"vec": [np.full(3, i % 2, dtype=np.float32) for i in range(n)], "text": ["good", "bad"] * (n // 2),
+                          "x1": np.arange(n, dtype=float), "color": ["red", "blue", "7"] * (n // 3), "label": ["a", "b"] * (n // 2)})
+    specs = [{"name": "vec", "kind": "vector"}, {"name": "text", "kind": "text"},
+             {"name": "tab", "kind": "tabular", "columns": ["x1", "color"], "options": {"numeric": ["x1"], "categorical": ["color"]}}]
+    plain_model = MultimodalModel(specs, "label", train=TRAIN).fit(plain)
+    rows = []
+    for i in range(n):
+        (folder / f"{i}.png").write_bytes(_png())
+        (folder / f"{i}.wav").write_bytes(_wav())
+        rows.append({"image": str(folder / f"{i}.png"), "audio": str(folder / f"{i}.wav"), "x": float(i % 2), "label": i % 2})
+    specs = [{"name": "image", "kind": "image", "options": {"size": [8, 8]}}, {"name": "audio", "kind": "audio"},
+             {"name": "x", "kind": "vector", "columns": ["x"]}]
+    media_model = MultimodalModel(specs, "label", task="classification", train=TRAIN).fit(pd.DataFrame(rows))
+    clients = {"plain": TestClient(create_app(plain_model, ServeSettings(max_records=50, max_body_mb=1.0, max_decoded_mb=1.0)),
+                                   raise_server_exceptions=False),
+               "media": TestClient(create_app(media_model, ServeSettings(max_decoded_mb=1.0)), raise_server_exceptions=False),
+               "keyed": TestClient(create_app(plain_model, ServeSettings(api_key="k3y")), raise_server_exceptions=False)}
+    for c in clients.values():
+        c.__enter__()
+    yield clients
+    for c in clients.values():
+        c.__exit__(None, None, None)
+
+
+def _expand(value):
+    """``{"$b64": generator}`` → base64 of generated file bytes; ``{"$repeat": [value, n]}`` → a list of n copies."""
+    import base64
+
+    if isinstance(value, dict) and "$b64" in value:
+        return base64.b64encode(GENERATORS[value["$b64"]]()).decode()
+    if isinstance(value, dict) and "$repeat" in value:
+        item, n = value["$repeat"]
+        return [_expand(item)] * n
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("case", REQUESTS, ids=[c["id"] for c in REQUESTS])
+def test_bad_request(case, served):
+    client = served[case.get("model", "plain")]
+    kwargs = {"headers": case.get("headers", {})}
+    if "json" in case:
+        kwargs["json"] = _expand(case["json"])
+    if "body" in case:
+        body = case["body"]
+        kwargs["content"] = body.encode() if isinstance(body, str) else ("[" * body["nest"] + "]" * body["nest"]).encode()
+        kwargs["headers"] = {"content-type": "application/json", **kwargs["headers"]}
+    if "form" in case:
+        kwargs["files"] = {k: (None, v if isinstance(v, str) else "[" * v["nest"] + "]" * v["nest"]) for k, v in case["form"].items()}
+    if "files" in case:
+        kwargs["files"] = {k: (f"{k}.bin", GENERATORS[g]()) for k, g in case["files"].items()}
+    r = client.request(case.get("method", "POST"), case.get("path", "/predict"), **kwargs)
+    assert r.status_code == case["status"], r.text
+    if r.status_code != 200:
+        body = r.json()
+        assert set(body) >= {"error", "message"} and "Traceback" not in r.text
+        assert case.get("message", "").lower() in body["message"].lower(), body
+        if "field" in case:
+            assert body.get("field") == case["field"], body
+
+
+TRAIN = {"max_epochs": 1, "batch_size": 4, "progress": False, "val_fraction": 0.0, "threads": 1, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A trained vector model (columns a, b → y), its table and its bundle, copied into each case that asks."""
+    import pandas as pd
+
+    from modalfuse import MultimodalModel
+    from modalfuse.serve import export_bundle
+
+    folder = tmp_path_factory.mktemp("saved")
+    table = pd.DataFrame({"a": [0.1, 0.9, 0.2, 0.8, 0.3, 0.7], "b": [1.0, 0.0, 1.0, 0.0, 1.0, 0.0], "y": ["no", "yes"] * 3})
+    table.to_csv(folder / "t.csv", index=False)
+    model = MultimodalModel([{"name": "x", "kind": "vector", "columns": ["a", "b"]}], "y", train=TRAIN).fit(table)
+    model.save(folder / "m")
+    export_bundle(model, folder / "b")
+    return folder
+
+
+def _damage(folder: Path, steps: list[dict]) -> None:
+    """Alter copied model folders / bundles: flip or cut a file, delete one, add one, or set a JSON key (``reseal``
+    rewrites the manifest, so that what lies behind the checksum check is reached)."""
+    import json
+
+    from modalfuse.core.storage import MANIFEST, write_manifest
+
+    for step in steps:
+        path = folder / step["file"]
+        if step["op"] == "flip":
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            path.write_bytes(bytes(data))
+        elif step["op"] == "truncate":
+            path.write_bytes(path.read_bytes()[: step.get("keep", 40)])
+        elif step["op"] == "delete":
+            path.unlink()
+        elif step["op"] == "write":
+            path.write_text(step["text"])
+        elif step["op"] == "json":
+            doc = json.loads(path.read_text())
+            for dotted, value in step["set"].items():
+                node, *keys = [doc, *dotted.split(".")]
+                for k in keys[:-1]:
+                    node = node[int(k)] if isinstance(node, list) else node[k]
+                node[int(keys[-1]) if isinstance(node, list) else keys[-1]] = value
+            path.write_text(json.dumps(doc))
+        if step.get("reseal"):
+            (path.parent / MANIFEST).unlink()
+            write_manifest(path.parent)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_bad_input(case, tmp_path, capsys, monkeypatch):
+def test_bad_input(case, tmp_path, capsys, monkeypatch, request):
     monkeypatch.setenv("MODALFUSE_CACHE", str(tmp_path / "cache"))
+    if case.get("saved"):
+        import shutil
+
+        saved = request.getfixturevalue("saved_model")
+        for name in ("m", "b"):
+            shutil.copytree(saved / name, tmp_path / name)
+        shutil.copy(saved / "t.csv", tmp_path / "t.csv")
+        _damage(tmp_path, case.get("damage", []))
     for name in case.get("mkdir", []):
         (tmp_path / name).mkdir()
     for name, text in (case.get("files") or {}).items():
@@ -37,7 +199,8 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch):
     for name, hexbytes in (case.get("bytes") or {}).items():
         (tmp_path / name).write_bytes(bytes.fromhex(hexbytes.replace(" ", "")))
     for name, gen in (case.get("generate") or {}).items():
-        (tmp_path / name).write_text(GENERATORS[gen]())
+        content = GENERATORS[gen]()
+        (tmp_path / name).write_bytes(content) if isinstance(content, bytes) else (tmp_path / name).write_text(content)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in case["argv"]]
     try:
         code = main(argv)

@@ -293,3 +293,24 @@ def test_newer_bundles_are_refused_or_flagged(plain_model, tmp_path):
         load_bundle(variant("major", modalfuse="9.0.0"))
     with pytest.warns(UserWarning, match="may use features"):
         load_bundle(variant("patch", modalfuse="0.1.7"))
+
+
+def test_multipart_parser_never_500(image_model):
+    """Hypothesis over multipart bodies: any part names, JSON-ish or binary contents, file or field: never a 500."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    names = st.sampled_from(["image", "x", "other", "records", ""])
+    text = st.text(max_size=30) | st.sampled_from(["[1]", "[1e400]", "[" * 3000, '{"a": 1}', "null", "[true]"])
+    content = st.binary(max_size=64) | st.just(base64.b64decode(png(4, 4)))
+    part = st.tuples(names, st.booleans(), text, content)
+
+    with TestClient(create_app(image_model, ServeSettings(max_wait_ms=1)), raise_server_exceptions=False) as c:
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(st.lists(part, min_size=1, max_size=4))
+        def check(parts):
+            files = [(name, (f"{name}.bin", data) if as_file else (None, value)) for name, as_file, value, data in parts]
+            r = c.post("/predict", files=files)
+            assert r.status_code in (200, 413, 422), (r.status_code, r.text)
+            assert set(r.json()) >= ({"results"} if r.status_code == 200 else {"error", "message"})
+
+        check()

@@ -174,7 +174,8 @@ def read_json(folder: Path, name: str, model: Optional[type[M]] = None) -> Any:
         return model.model_validate_json(text) if model is not None else json.loads(text)
     except ValidationError as err:
         first = err.errors()[0]
-        raise ModelFolderError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        where = ".".join(map(str, first["loc"]))
+        raise ModelFolderError(f"{path}: {where + ': ' if where else ''}{first['msg']}") from None
     except ValueError as err:
         raise ModelFolderError(f"{path}: not valid JSON ({err})") from None
 

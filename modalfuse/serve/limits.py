@@ -34,7 +34,7 @@ class ServeSettings:
     #: open connections at once; more are answered 503
     max_connections: int = 256
     #: worker threads that decode large images and audio
-    decode_threads: int = 2
+    decode_threads: int = 1
 
     def __post_init__(self) -> None:
         positive = {"max_batch", "timeout_s", "max_body_mb", "max_records", "max_decoded_mb", "read_timeout_s",
