@@ -214,6 +214,11 @@ def test_bad_input(case, tmp_path, capsys, monkeypatch, request):
     assert len(lines) == (1 if case["code"] else 0), err
     if case.get("no_file"):
         assert not glob.glob(str(tmp_path / case["no_file"]))
+    if case.get("report"):  # the run's train report counts what was read and skipped
+        import json
+
+        report = json.loads(Path(glob.glob(str(tmp_path / "runs/*/train_report.json"))[0]).read_text())
+        assert {k: report[k] for k in case["report"]} == case["report"], report
 
 
 def _table(folder: Path, rows: int = 400) -> Path:
@@ -280,3 +285,17 @@ def test_na_words_stay_values_unless_configured(tmp_path):
     frame = read_table(tmp_path / "t.csv")
     assert frame["cat"].tolist()[:2] == ["NA", "None"] and frame["cat"].isna().tolist() == [False, False, True]
     assert read_table(tmp_path / "t.csv", ["None"])["cat"].isna().tolist() == [False, True, True]
+
+
+def test_imputed_and_unknown_cells_are_counted_in_the_report():
+    import pandas as pd
+
+    from modalfuse import MultimodalModel
+
+    frame = pd.DataFrame({"a": [1.0, None, 3.0, 4.0], "c": ["u", "v", None, "u"], "y": [0, 1, 0, 1]})
+    spec = {"name": "t", "kind": "tabular", "columns": ["a", "c"], "options": {"numeric": ["a"], "categorical": ["c"], "handle_unknown": "ignore"}}
+    model = MultimodalModel([spec], "y", train=TRAIN).fit(frame)
+    assert model.reports["train"].imputed == {"t": {"empty numeric cells imputed": 1, "empty categorical cells": 1}}
+    report = model.featurize(pd.DataFrame({"a": [None, 2.0, None], "c": ["w", "u", "zz"], "y": [0, 1, 1]})).report
+    assert report.imputed == {"t": {"empty numeric cells imputed": 2, "unseen categories mapped to unknown": 2}}
+    assert "2 unseen categories mapped to unknown" in report.summary() and report.to_dict()["imputed"] == report.imputed

@@ -211,3 +211,19 @@ def test_download_fills_the_cache_once(tmp_path: Path, monkeypatch: pytest.Monke
         p.unlink()
     assert resolve_root("toy", download=False) == root
     assert resolve_root("toy", data_dir=tmp_path / "elsewhere", download=False) == elsewhere
+
+
+@needs("sensor_basicmotions")
+def test_local_copies_are_checked_against_the_published_checksums(tmp_path: Path) -> None:
+    """A local folder whose files carry the right names but other bytes (here train and test swapped) is refused."""
+    import shutil
+
+    copy = tmp_path / "sensor_basicmotions"
+    shutil.copytree(DATA / "sensor_basicmotions", copy)
+    assert resolve_root("basicmotions", tmp_path, download=False) == copy  # the published files pass
+    train, test = copy / "BasicMotions_TRAIN.ts", copy / "BasicMotions_TEST.ts"
+    train_bytes = train.read_bytes()
+    train.write_bytes(test.read_bytes())
+    test.write_bytes(train_bytes)
+    with pytest.raises(ConfigError, match="BasicMotions_(TRAIN|TEST).ts has SHA-256 .* another file"):
+        load_dataset("basicmotions", tmp_path, download=False)

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import DataError
+from .readers import UNDECODABLE
 from .batch import Batch
 from .cache import FeatureCache, content_key
 from .entities import Indexed
@@ -37,6 +38,8 @@ class SkipReport:
     rows_used: int
     skipped: list[DataError] = field(default_factory=list)
     missing: dict[str, int] = field(default_factory=dict)
+    #: cells of used rows that were filled in or mapped rather than read: modality → {what: count}
+    imputed: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.rows_read != self.rows_used + len(self.skipped):
@@ -46,6 +49,8 @@ class SkipReport:
         text = f"{self.table + ': ' if self.table else ''}{self.rows_read} rows read, {self.rows_used} used, {len(self.skipped)} skipped"
         if self.missing:
             text += "; missing per modality: " + ", ".join(f"{k} {v}" for k, v in self.missing.items())
+        for name, counts in self.imputed.items():
+            text += f"; {name}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
         return text
 
     def to_dict(self) -> dict:
@@ -55,6 +60,7 @@ class SkipReport:
             "rows_used": self.rows_used,
             "rows_skipped": len(self.skipped),
             "missing": self.missing,
+            "imputed": self.imputed,
             "skipped": [{"row": e.row, "column": e.column, "file": e.file, "reason": e.reason} for e in self.skipped],
         }
 
@@ -181,6 +187,11 @@ def featurize(
     rows = list(frame.index)
     n = len(rows)
     errors: dict[int, DataError] = {}
+    undecodable = frame.attrs.get(UNDECODABLE) or {}
+    for i, label in enumerate(rows) if undecodable else ():
+        if label in undecodable:
+            column, reason = undecodable[label]
+            errors[i] = DataError(reason, row=label, column=column, table=table)
     distinct: dict[str, list] = {}
     inverse: dict[str, np.ndarray] = {}
     for name, pre in preprocessors.items():
@@ -250,7 +261,12 @@ def featurize(
             inputs[name] = pre.stack([encoded[name][int(j)] if p else empty for j, p in zip(ids, present)])
         masks[name] = torch.from_numpy(present)
         missing[name] = int((~present).sum())
-    report = SkipReport(table, n, len(keep), [errors[i] for i in sorted(errors)], missing)
+    imputed = {}
+    for name, pre in preprocessors.items():
+        counts = pre.imputed([decoded[name][i] for i in keep if decoded[name][i] is not None])
+        if any(counts.values()):
+            imputed[name] = {k: v for k, v in counts.items() if v}
+    report = SkipReport(table, n, len(keep), [errors[i] for i in sorted(errors)], missing, imputed)
     target_tensor = None
     if target is not None and target_encoder is not None:
         dtype = torch.long if target_encoder.task == "classification" else torch.float32

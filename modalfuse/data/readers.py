@@ -31,7 +31,10 @@ def read_table(path: str | Path, na_values: Sequence[str] | None = None) -> pd.D
         if suffix in (".csv", ".txt", ".tsv"):
             sep = "\t" if suffix == ".tsv" else ","
             _check_header(path, sep)
-            return pd.read_csv(path, sep=sep, keep_default_na=False, na_values=na)
+            try:
+                return pd.read_csv(path, sep=sep, keep_default_na=False, na_values=na)
+            except UnicodeDecodeError:
+                return _read_undecodable(path, sep, na)
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
             _refuse_duplicates(list(frame.columns), path)
@@ -48,8 +51,10 @@ def read_table(path: str | Path, na_values: Sequence[str] | None = None) -> pd.D
 
 
 def _check_header(path: Path, sep: str) -> None:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        names = next(csv.reader(fh, delimiter=sep), [])
+    with open(path, "rb") as fh:  # the header line only: bytes further on that are not UTF-8 fail their own rows
+        first = fh.readline()
+    text = first.decode("utf-8-sig")  # UnicodeDecodeError: read_table names the line
+    names = next(csv.reader([text], delimiter=sep), [])
     _refuse_duplicates(names, path)
 
 
@@ -61,6 +66,41 @@ def _refuse_duplicates(names: list, path: Path | str) -> None:
         seen.add(name)
     if repeated:
         raise DataError(f"column name(s) {repeated} appear more than once in the header; give every column its own name", table=path)
+
+
+UNDECODABLE = "undecodable"  # frame.attrs key: {row label: (column, reason)} for cells that held bytes that are not UTF-8
+
+
+def _read_undecodable(path: Path, sep: str, na: list[str]) -> pd.DataFrame:
+    """A table with bytes that are not UTF-8 (the header must be UTF-8): the bad bytes are read as U+FFFD and
+    the rows that hold one are listed in ``frame.attrs``, so each fails alone (``on_error: skip`` skips it)
+    instead of the whole table."""
+    import io
+
+    raw = path.read_bytes()
+    bad_lines = {}
+    for line_no, line in enumerate(raw.splitlines(), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            bad_lines[line_no] = line[err.start]
+    cells = pd.read_csv(io.StringIO(raw.decode("utf-8-sig", errors="replace")), sep=sep, dtype=str, keep_default_na=False)
+    flagged: dict = {}
+    for column in cells.columns:
+        hits = cells[column].str.contains("\ufffd", regex=False).to_numpy(dtype=bool)
+        for label in cells.index[hits]:
+            line = label + 2
+            byte = f"byte 0x{bad_lines[line]:02x}" if line in bad_lines else "bytes that are not UTF-8"
+            flagged.setdefault(label, (column, f"not UTF-8 text: the cell held {byte} (line {line}); save the table as UTF-8"))
+        if hits.any():  # a valid stand-in, so the column is typed as in a clean file (the row fails in any case)
+            good = cells.loc[~hits, column]
+            cells.loc[hits, column] = good.iloc[0] if len(good) else ""
+    text = io.StringIO()
+    cells.to_csv(text, sep=sep, index=False)
+    text.seek(0)
+    frame = pd.read_csv(text, sep=sep, keep_default_na=False, na_values=na)
+    frame.attrs[UNDECODABLE] = flagged
+    return frame
 
 
 def _bad_byte(path: Path, err: UnicodeDecodeError) -> str:

@@ -204,6 +204,24 @@ def _fill(info: DatasetInfo, folder: str, path: Path) -> None:
             raise
 
 
+def _verify(info: DatasetInfo, folder: str, path: Path) -> Path:
+    """Every published file of ``folder`` at ``path`` has its published SHA-256 (local copies and the cache alike):
+    a renamed file of another dataset, an edited or a damaged one is refused, naming it."""
+    from ..core.storage import sha256_file
+
+    if folder in info.builds:
+        return path
+    for remote in info.folders[folder]:
+        actual = sha256_file(path / remote.path)
+        if actual != remote.sha256:
+            raise ConfigError(
+                f"dataset {info.name!r}: {path / remote.path} has SHA-256 {actual[:16]}…, the published file has "
+                f"{remote.sha256[:16]}…: it is another file (renamed, edited or damaged); put the published file there, "
+                f"or remove it to download a fresh copy"
+            )
+    return path
+
+
 def _candidates(folder: str, data_dir: Optional[PathLike]) -> list[Path]:
     bases = [Path(b).expanduser() for b in (data_dir, os.environ.get(DATA_DIR_ENV)) if b]
     return [p for base in bases for p in (base, base / folder)]
@@ -212,7 +230,7 @@ def _candidates(folder: str, data_dir: Optional[PathLike]) -> list[Path]:
 def _resolve_folder(info: DatasetInfo, folder: str, data_dir: Optional[PathLike], download: bool) -> Path:
     for candidate in _candidates(folder, data_dir):
         if candidate.is_dir() and not _missing(info, folder, candidate):
-            return candidate.resolve()
+            return _verify(info, folder, candidate.resolve())
     cached = cache_dir() / folder
     missing = _missing(info, folder, cached)
     if missing and (download or folder in info.builds):
@@ -225,7 +243,7 @@ def _resolve_folder(info: DatasetInfo, folder: str, data_dir: Optional[PathLike]
             f"Pass --data-dir DIR (or set {DATA_DIR_ENV}=DIR) pointing at a folder that holds {folder}/, "
             f"or allow downloading."
         )
-    return cached.resolve()
+    return _verify(info, folder, cached.resolve())
 
 
 def common_root(roots: dict[str, Path]) -> Path:

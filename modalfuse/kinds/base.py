@@ -114,6 +114,11 @@ class Preprocessor(ABC):
         """What the encoder needs to build itself (vocabulary size, channels, ...)."""
         return {}
 
+    def imputed(self, values: list[Any]) -> dict[str, int]:
+        """How many cells of these decoded, present values ``encode`` fills in or maps instead of reading
+        (a run's report counts them); kinds that never do so return {}."""
+        return {}
+
     def decode_key(self) -> dict[str, Any]:
         """The options that change decoding, for the cache key."""
         return self.options.model_dump()

@@ -95,6 +95,15 @@ class TabularPreprocessor(Preprocessor):
     def empty(self) -> np.ndarray:
         return np.zeros(2 * len(self.numeric) + len(self.categorical), dtype=np.float32)
 
+    def imputed(self, values: list[tuple[list[float], list[str | None]]]) -> dict[str, int]:
+        """Empty numeric cells (encoded as the mean, with their missing flag), empty categorical cells and unseen
+        categories (``handle_unknown: ignore``), both encoded as index 0."""
+        empty_numbers = sum(int(np.isnan(np.asarray(v[0], dtype=np.float64)).sum()) for v in values)
+        empty_cats = sum(c is None for v in values for c in v[1])
+        unknown = sum(c is not None and c not in self._maps[j] for v in values for j, c in enumerate(v[1]))
+        return {"empty numeric cells imputed": empty_numbers, "empty categorical cells": empty_cats,
+                "unseen categories mapped to unknown": unknown}
+
     def encoder_info(self) -> dict[str, Any]:
         return {"n_numeric": len(self.numeric), "cardinalities": [len(c) + 1 for c in self.categories]}
 
