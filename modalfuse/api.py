@@ -316,7 +316,7 @@ class MultimodalModel:
         return ModelSpec(
             modalities=self.modalities, model=self.model_config, task=self.task, target=self.target,
             classes=self.target_encoder.classes if self.task == "classification" else None,
-            temperature=self.temperature,
+            temperature=self.temperature, na_values=self.na_values,
         )
 
     def save(self, folder: str | Path) -> Path:
@@ -336,7 +336,7 @@ class MultimodalModel:
         folder = open_model_folder(folder, "model.json")
         spec = read_json(folder, "model.json", ModelSpec)
         train = read_json(folder, "train.json", TrainConfig)
-        model = cls(spec.modalities, spec.target, spec.model, train, spec.task)
+        model = cls(spec.modalities, spec.target, spec.model, train, spec.task, na_values=spec.na_values)
         load_preprocessors(model.preprocessors, folder)
         model.target_encoder = TargetEncoder(spec.task, spec.classes)
         model.temperature = spec.temperature

@@ -286,6 +286,7 @@ class ModelSpec(_Strict):
     target: str
     classes: Optional[list[Any]] = None
     temperature: float = Field(1.0, gt=0, description="Softmax temperature fitted by calibrate() (1 = none).")
+    na_values: list[str] = Field(default_factory=list, description="Cell texts read as missing besides the empty cell (data.na_values at training).")
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> Config:

@@ -299,3 +299,25 @@ def test_imputed_and_unknown_cells_are_counted_in_the_report():
     report = model.featurize(pd.DataFrame({"a": [None, 2.0, None], "c": ["w", "u", "zz"], "y": [0, 1, 1]})).report
     assert report.imputed == {"t": {"empty numeric cells imputed": 2, "unseen categories mapped to unknown": 2}}
     assert "2 unseen categories mapped to unknown" in report.summary() and report.to_dict()["imputed"] == report.imputed
+
+
+def test_na_words_survive_saving_and_chunked_prediction(tmp_path):
+    """A category "NA" stays a category in whole and chunked prediction alike; a model trained with
+    ``na_values: [n/a]`` keeps reading "n/a" as missing after it is saved and loaded."""
+    import pandas as pd
+
+    from modalfuse import MultimodalModel
+
+    table = tmp_path / "t.csv"
+    table.write_text("a,c,y\n" + "".join(f"{i % 3},{['NA', 'u', 'n/a'][i % 3]},{i % 2}\n" for i in range(12)))
+    spec = {"name": "t", "kind": "tabular", "columns": ["a", "c"], "options": {"numeric": ["a"], "categorical": ["c"]}}
+    model = MultimodalModel([spec], "y", train=TRAIN, na_values=["n/a"]).fit(table)
+    assert model.preprocessors["t"].categories == [["NA", "u"]]
+    model.save(tmp_path / "m")
+    assert MultimodalModel.load(tmp_path / "m").na_values == ["n/a"]
+    whole, chunked = tmp_path / "whole.csv", tmp_path / "chunked.csv"
+    assert main(["predict", str(tmp_path / "m"), str(table), "-o", str(whole)]) == 0
+    assert main(["predict", str(tmp_path / "m"), str(table), "-o", str(chunked), "--chunk-size", "5"]) == 0
+    a, b = pd.read_csv(whole, keep_default_na=False), pd.read_csv(chunked, keep_default_na=False)
+    assert len(a) == len(b) == 12
+    pd.testing.assert_frame_equal(a, b, atol=1e-6)

@@ -167,7 +167,8 @@ def _predict_chunked(model, args: argparse.Namespace) -> int:
         out.unlink()
     with open(source, "rb") as fh:
         total = max(0, sum(1 for _ in fh) - 1)
-    reader = pd.read_csv(source, sep="\t" if source.suffix.lower() == ".tsv" else ",", chunksize=args.chunk_size)
+    reader = pd.read_csv(source, sep="\t" if source.suffix.lower() == ".tsv" else ",", chunksize=args.chunk_size,
+                         keep_default_na=False, na_values=["", *model.na_values])  # as read_table: only listed words are missing
     writer, written, read, skipped = None, 0, 0, []
     bar = tqdm(total=total, unit="row", desc="predict", disable=not sys.stderr.isatty() and not os.environ.get("MODALFUSE_PROGRESS"))
     try:
