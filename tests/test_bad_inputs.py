@@ -321,3 +321,52 @@ def test_na_words_survive_saving_and_chunked_prediction(tmp_path):
     a, b = pd.read_csv(whole, keep_default_na=False), pd.read_csv(chunked, keep_default_na=False)
     assert len(a) == len(b) == 12
     pd.testing.assert_frame_equal(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("errno_code, words", [(28, "No space left on device"), (30, "Read-only file system")])
+def test_full_or_read_only_run_folder_is_one_line(tmp_path, capsys, monkeypatch, errno_code, words):
+    """The model cannot be written (disk full / read-only): exit 2, one line naming the file, no half-written model."""
+    import modalfuse.core.storage as storage
+
+    cfg = _table(tmp_path, rows=40)
+    cfg.write_text(cfg.read_text().replace("max_epochs: 100000", "max_epochs: 1"))
+    real = storage._atomic_write
+
+    def full(path, data):
+        if "model" in Path(path).parts:
+            raise OSError(errno_code, os.strerror(errno_code), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(storage, "_atomic_write", full)
+    code = main(["train", str(cfg), "--run-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error" in line]) == 1, err
+    assert not glob.glob(str(tmp_path / "runs/*/model/manifest.json"))  # no model folder that would pass as complete
+
+
+def test_unwritable_cache_is_one_line_naming_the_key(tmp_path, capsys, monkeypatch):
+    import modalfuse.data.cache as cache
+
+    (tmp_path / "img.png").write_bytes(_png())
+    (tmp_path / "train.csv").write_text("i,y\nimg.png,0\nimg.png,1\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{train: train.csv, target: y, cache_dir: {tmp_path / 'cache'}}}\n"
+                   "modalities: [{name: i, kind: image, options: {size: [8, 8]}}]\ntrain: {max_epochs: 1, progress: false, val_fraction: 0}\n")
+
+    def read_only(self, *args):
+        raise OSError(30, os.strerror(30), str(self.folder))
+
+    monkeypatch.setattr(cache.FeatureCache, "_save", read_only)
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "data.cache_dir" in err and "Read-only file system" in err and "cache_dir: none" in err and "Traceback" not in err
+
+
+def test_run_folder_that_cannot_be_created_is_one_line(tmp_path, capsys):
+    """A --run-dir below a file (not a folder) cannot be created, whoever runs the test (root ignores chmod)."""
+    cfg = _table(tmp_path, rows=40)
+    (tmp_path / "blocker").write_text("a file")
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "blocker" / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "run_dir" in err and "blocker" in err and "Traceback" not in err
