@@ -46,7 +46,8 @@ class MultimodalNet(nn.Module):
         n_outputs: int,
     ) -> "MultimodalNet":
         encoders = {
-            m.name: build_encoder(m.encoder.name, m.encoder.dim, encoder_info[m.name], m.encoder.options, where=f"modalities.{m.name}.encoder")
+            m.name: build_encoder(m.encoder.name, m.encoder.dim, encoder_info[m.name], m.encoder.options, where=f"modalities.{m.name}.encoder",
+                             kind=m.kind)
             for m in modalities
         }
         fusion_cls = FUSIONS.get(model.fusion.name)

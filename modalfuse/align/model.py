@@ -40,7 +40,8 @@ class AlignNet(nn.Module):
     def __init__(self, modalities: list[ModalityConfig], align: AlignConfig, encoder_info: dict[str, dict[str, Any]]) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict({
-            m.name: build_encoder(m.encoder.name, m.encoder.dim, encoder_info[m.name], m.encoder.options, where=f"modalities.{m.name}.encoder")
+            m.name: build_encoder(m.encoder.name, m.encoder.dim, encoder_info[m.name], m.encoder.options, where=f"modalities.{m.name}.encoder",
+                             kind=m.kind)
             for m in modalities
         })
         hidden = [align.projection_hidden] if align.projection_hidden else []

@@ -183,13 +183,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _quiet()
     args = build_parser().parse_args(argv)
-    if argv is None and not args.light:
-        # a command-line process is short-lived: load the library, then keep its ~500k long-lived objects
-        # (torch, Lightning) out of every full garbage collection (~250 ms each), the one at exit included
-        from .. import api  # noqa: F401
-
-        gc.freeze()
     try:
+        if argv is None and not args.light:
+            # a command-line process is short-lived: load the library, then keep its ~500k long-lived objects
+            # (torch, Lightning) out of every full garbage collection (~250 ms each), the one at exit included
+            from .. import api  # noqa: F401
+
+            gc.freeze()
         return args.func(args)
     except ModalfuseError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -17,6 +17,6 @@ from . import (  # noqa: F401  (registration)
     timeseries_transformer,
     vector,
 )
-from .base import ENCODERS, Encoder, build_encoder
+from .base import ENCODERS, Encoder, EncoderInfo, build_encoder
 
-__all__ = ["ENCODERS", "Encoder", "build_encoder"]
+__all__ = ["ENCODERS", "Encoder", "EncoderInfo", "build_encoder"]

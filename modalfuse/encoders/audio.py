@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+
 
 import torch
 from torch import nn
 
-from .base import ENCODERS, Encoder
+from .base import ENCODERS, Encoder, EncoderInfo
 from .blocks import ResidualCNN
 from ..options import PosFloat, PosInt, Rate, Widths
 
@@ -52,9 +52,10 @@ class AudioCNN(Encoder):
     """Log-mel spectrogram (torch.stft + mel filterbank) fed to a small residual CNN."""
 
     kinds = ("audio",)
+    needs = ('sample_rate',)
 
     def __init__(
-        self, dim: int, info: dict[str, Any], n_mels: PosInt = 40, hop_ms: PosFloat = 10.0,
+        self, dim: int, info: EncoderInfo, n_mels: PosInt = 40, hop_ms: PosFloat = 10.0,
         widths: Widths = (32, 64, 128), dropout: Rate = 0.1,
     ) -> None:
         super().__init__(dim, info)

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
 
 from ..data.entities import GraphSet
-from .base import Encoder
+from .base import Encoder, EncoderInfo
 
 
 def pyg():
@@ -34,8 +34,10 @@ def pool_nodes(x: torch.Tensor, graph: torch.Tensor, n_graphs: int, how: str) ->
 class GraphEncoder(Encoder, metaclass=ABCMeta):
     """Subclasses build one convolution per layer; nodes are pooled per graph and projected to ``dim``."""
 
+    needs = ('node_features',)
+
     def __init__(
-        self, dim: int, info: dict[str, Any], hidden: int, layers: int, pool: Literal["sum", "mean", "max"],
+        self, dim: int, info: EncoderInfo, hidden: int, layers: int, pool: Literal["sum", "mean", "max"],
         dropout: float, batch_norm: bool,
     ) -> None:
         super().__init__(dim, info)

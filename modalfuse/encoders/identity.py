@@ -1,12 +1,10 @@
 """Identity encoder: the preprocessed feature vector itself, for linear models on raw (standardised) features."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ..errors import ConfigError
-from .base import ENCODERS, Encoder
+from .base import ENCODERS, Encoder, EncoderInfo
 
 
 @ENCODERS.register("identity")
@@ -14,8 +12,9 @@ class IdentityEncoder(Encoder):
     """No parameters: passes a vector modality through; its width is the input's (the configured dim is ignored)."""
 
     kinds = ("vector",)
+    needs = ('input_dim',)
 
-    def __init__(self, dim: int, info: dict[str, Any]) -> None:
+    def __init__(self, dim: int, info: EncoderInfo) -> None:
         if "input_dim" not in info:
             raise ConfigError("the identity encoder needs a vector modality (a fixed-length feature vector)")
         super().__init__(int(info["input_dim"]), info)

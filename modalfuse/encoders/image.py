@@ -1,11 +1,9 @@
 """Image encoder: a small residual CNN over normalised pixels."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from .base import ENCODERS, Encoder
+from .base import ENCODERS, Encoder, EncoderInfo
 from .blocks import ResidualCNN
 from ..options import Rate, Widths
 
@@ -15,8 +13,9 @@ class ImageCNN(Encoder):
     """Small residual CNN (GroupNorm, GELU) with global average pooling, for images."""
 
     kinds = ("image",)
+    needs = ('in_channels',)
 
-    def __init__(self, dim: int, info: dict[str, Any], widths: Widths = (32, 64, 128), dropout: Rate = 0.1) -> None:
+    def __init__(self, dim: int, info: EncoderInfo, widths: Widths = (32, 64, 128), dropout: Rate = 0.1) -> None:
         super().__init__(dim, info)
         self.net = ResidualCNN(info["in_channels"], tuple(widths), dim, dropout)
 

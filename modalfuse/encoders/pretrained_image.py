@@ -1,13 +1,11 @@
 """Pretrained image encoder: ImageNet EfficientNet-Lite0 from PyPI packages (works offline), pooled, projected."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .base import ENCODERS, Encoder
+from .base import ENCODERS, Encoder, EncoderInfo
 
 #: EfficientNet-Lite's input scaling (TensorFlow reference): (pixel·255 − 127) / 128
 _LITE_MEAN, _LITE_STD = 127.0 / 255.0, 128.0 / 255.0
@@ -34,8 +32,9 @@ class EfficientNetLite0(Encoder):
     """ImageNet EfficientNet-Lite0 (bundled weights), frozen or fine-tuned, average-pooled 1280-d features projected."""
 
     kinds = ("image",)
+    needs = ('in_channels',)
 
-    def __init__(self, dim: int, info: dict[str, Any], freeze: bool = True) -> None:
+    def __init__(self, dim: int, info: EncoderInfo, freeze: bool = True) -> None:
         super().__init__(dim, info)
         self.freeze = freeze
         self.backbone = load_efficientnet_lite0()

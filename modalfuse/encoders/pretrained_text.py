@@ -1,13 +1,11 @@
 """Pretrained text encoder: any Hugging Face model (name or folder), mean-pooled, projected."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from ..hub import resolve_pretrained
-from .base import ENCODERS, Encoder
+from .base import ENCODERS, Encoder, EncoderInfo
 
 
 @ENCODERS.register("pretrained_text")
@@ -15,8 +13,9 @@ class PretrainedText(Encoder):
     """A Hugging Face transformer (e.g. the bundled MiniLM), frozen or fine-tuned, mean pooling."""
 
     kinds = ("text",)
+    needs = ('pad_id', 'pretrained')
 
-    def __init__(self, dim: int, info: dict[str, Any], freeze: bool = True) -> None:
+    def __init__(self, dim: int, info: EncoderInfo, freeze: bool = True) -> None:
         super().__init__(dim, info)
         from transformers import AutoModel
 

@@ -1,12 +1,10 @@
 """Sequence encoder: character embeddings and stacked 1D convolutions (DeepDTA-style), max-pooled."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from .base import ENCODERS, Encoder
+from .base import ENCODERS, Encoder, EncoderInfo
 from ..options import PosInt, Rate, Width, Widths
 
 
@@ -15,9 +13,10 @@ class SequenceCNN(Encoder):
     """Character-level 1D CNN for proteins, DNA or SMILES strings, with global max pooling."""
 
     kinds = ("sequence",)
+    needs = ('vocab_size', 'pad_id')
 
     def __init__(
-        self, dim: int, info: dict[str, Any], embed_dim: Width = 128, filters: Widths = (32, 64, 96),
+        self, dim: int, info: EncoderInfo, embed_dim: Width = 128, filters: Widths = (32, 64, 96),
         kernel_size: PosInt = 8, dropout: Rate = 0.1,
     ) -> None:
         super().__init__(dim, info)

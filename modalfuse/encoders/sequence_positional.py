@@ -1,12 +1,10 @@
 """GraphDTA's protein branch: every residue position is a channel, convolved across the embedding axis."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from .base import ENCODERS, Encoder
+from .base import ENCODERS, Encoder, EncoderInfo
 from ..options import PosInt, Width
 
 
@@ -19,8 +17,9 @@ class SequencePositionalCNN(Encoder):
     """
 
     kinds = ("sequence",)
+    needs = ('vocab_size', 'pad_id', 'max_len')
 
-    def __init__(self, dim: int, info: dict[str, Any], embed_dim: Width = 128, filters: Width = 32, kernel_size: PosInt = 8) -> None:
+    def __init__(self, dim: int, info: EncoderInfo, embed_dim: Width = 128, filters: Width = 32, kernel_size: PosInt = 8) -> None:
         super().__init__(dim, info)
         self.embed = nn.Embedding(info["vocab_size"], embed_dim, padding_idx=info["pad_id"])
         self.conv = nn.Conv1d(info["max_len"], filters, kernel_size)

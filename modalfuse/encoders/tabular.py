@@ -1,12 +1,10 @@
 """Tabular encoder: standardised numbers (+ missing indicators) and categorical embeddings into an MLP."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from .base import ENCODERS, Encoder, mlp
+from .base import ENCODERS, Encoder, EncoderInfo, mlp
 from ..options import Rate, Width
 
 
@@ -15,8 +13,9 @@ class TabularMLP(Encoder):
     """Numeric features and one embedding per categorical column, concatenated into an MLP."""
 
     kinds = ("tabular",)
+    needs = ('n_numeric', 'cardinalities')
 
-    def __init__(self, dim: int, info: dict[str, Any], hidden: Width = 128, dropout: Rate = 0.1) -> None:
+    def __init__(self, dim: int, info: EncoderInfo, hidden: Width = 128, dropout: Rate = 0.1) -> None:
         super().__init__(dim, info)
         self.n_numeric = info["n_numeric"]
         self.embeds = nn.ModuleList(nn.Embedding(card, min(16, (card + 1) // 2 + 1)) for card in info["cardinalities"])

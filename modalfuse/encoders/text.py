@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+
 
 import torch
 from torch import nn
 
-from .base import ENCODERS, Encoder
+from .base import ENCODERS, Encoder, EncoderInfo
 from ..options import PosInt, Rate, Width, Widths
 
 
@@ -16,9 +16,10 @@ class TextCNN(Encoder):
     """Word embeddings, parallel 1D convolutions (Kim 2014), max-pooled over real tokens."""
 
     kinds = ("text", "sequence")
+    needs = ('vocab_size', 'pad_id')
 
     def __init__(
-        self, dim: int, info: dict[str, Any], embed_dim: Width = 64, filters: Width = 64,
+        self, dim: int, info: EncoderInfo, embed_dim: Width = 64, filters: Width = 64,
         kernel_sizes: Widths = (2, 3, 4), dropout: Rate = 0.2,
     ) -> None:
         super().__init__(dim, info)
@@ -46,9 +47,10 @@ class TextTransformer(Encoder):
     """A small transformer encoder with learned positions, mean-pooled over real tokens."""
 
     kinds = ("text", "sequence")
+    needs = ('vocab_size', 'pad_id')
 
     def __init__(
-        self, dim: int, info: dict[str, Any], embed_dim: Width = 64, layers: PosInt = 2, heads: PosInt = 4,
+        self, dim: int, info: EncoderInfo, embed_dim: Width = 64, layers: PosInt = 2, heads: PosInt = 4,
         max_tokens: PosInt = 512, dropout: Rate = 0.1,
     ) -> None:
         super().__init__(dim, info)

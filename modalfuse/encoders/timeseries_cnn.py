@@ -1,13 +1,11 @@
 """A 1D CNN for multichannel signals: residual dilated convolutions over time, global average pooling."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from ..options import PosInt, Rate, Widths
-from .base import ENCODERS, Encoder
+from .base import ENCODERS, Encoder, EncoderInfo
 
 
 class _Block(nn.Module):
@@ -32,8 +30,9 @@ class TimeseriesCNN(Encoder):
     """Residual dilated 1D convolutions over [channels, steps], average-pooled over time."""
 
     kinds = ("timeseries",)
+    needs = ('channels',)
 
-    def __init__(self, dim: int, info: dict[str, Any], widths: Widths = (32, 64, 64), kernel_size: PosInt = 7, dropout: Rate = 0.1) -> None:
+    def __init__(self, dim: int, info: EncoderInfo, widths: Widths = (32, 64, 64), kernel_size: PosInt = 7, dropout: Rate = 0.1) -> None:
         super().__init__(dim, info)
         blocks, cin = [], info["channels"]
         for i, w in enumerate(widths):

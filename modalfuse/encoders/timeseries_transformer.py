@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+
 
 import torch
 from torch import nn
 
 from ..options import PosInt, Rate, Width
-from .base import ENCODERS, Encoder
+from .base import ENCODERS, Encoder, EncoderInfo
 
 
 @ENCODERS.register("timeseries_transformer")
@@ -16,9 +16,10 @@ class TimeseriesTransformer(Encoder):
     """Patches of ``patch`` steps (all channels) embedded linearly, learned positions, transformer layers, mean pooling."""
 
     kinds = ("timeseries",)
+    needs = ('channels', 'length')
 
     def __init__(
-        self, dim: int, info: dict[str, Any], patch: PosInt = 10, embed_dim: Width = 64, layers: PosInt = 2, heads: PosInt = 4,
+        self, dim: int, info: EncoderInfo, patch: PosInt = 10, embed_dim: Width = 64, layers: PosInt = 2, heads: PosInt = 4,
         dropout: Rate = 0.1,
     ) -> None:
         super().__init__(dim, info)

@@ -1,11 +1,9 @@
 """Vector encoder: an MLP over precomputed, standardised features."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from .base import ENCODERS, Encoder, mlp
+from .base import ENCODERS, Encoder, EncoderInfo, mlp
 from ..options import Rate, Width
 
 
@@ -14,8 +12,9 @@ class VectorMLP(Encoder):
     """MLP (GELU, dropout) over a fixed-length feature vector."""
 
     kinds = ("vector",)
+    needs = ('input_dim',)
 
-    def __init__(self, dim: int, info: dict[str, Any], hidden: tuple[Width, ...] = (256,), dropout: Rate = 0.2) -> None:
+    def __init__(self, dim: int, info: EncoderInfo, hidden: tuple[Width, ...] = (256,), dropout: Rate = 0.2) -> None:
         super().__init__(dim, info)
         self.net = mlp([info["input_dim"], *hidden, dim], dropout)
 

@@ -30,7 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import ModalfuseError, RequestError
+from ..errors import RequestError
 from . import openapi
 from .batcher import MicroBatcher, run_chunked
 from .bundle import BundleError, load_bundle
