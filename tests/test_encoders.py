@@ -171,3 +171,17 @@ def test_frozen_pretrained_text_encodes_each_text_once(table) -> None:
     fine_tuned(x)
     fine_tuned(x)
     assert calls.count(-1) == 2  # a trainable backbone is never cached
+
+
+def test_encoders_get_a_typed_info_record_and_name_what_is_missing():
+    from modalfuse.encoders import ENCODERS, EncoderInfo, build_encoder
+    from modalfuse.errors import ConfigError
+
+    info = EncoderInfo(kind="image", in_channels=3, mean=[0.5] * 3, std=[0.2] * 3, extra_field=7)
+    assert info["in_channels"] == 3 and info.get("pad_id", -1) == -1 and "pad_id" not in info and info.extra_field == 7
+    with pytest.raises(KeyError):
+        info["vocab_size"]
+    with pytest.raises(ConfigError, match=r"modalities\.i\.encoder: encoder 'text_cnn' needs vocab_size, pad_id .* image kind"):
+        build_encoder("text_cnn", 8, {"in_channels": 1}, {}, where="modalities.i.encoder", kind="image")
+    for name in ENCODERS.names():  # every field an encoder says it needs exists on the record
+        assert set(ENCODERS.get(name).needs) <= set(EncoderInfo.model_fields), name
