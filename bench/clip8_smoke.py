@@ -84,7 +84,7 @@ def main() -> None:
     report = "\n".join([
         "# Image ↔ caption smoke test (8 scikit-image photos), EfficientNet-Lite0 + MiniLM", "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
-        f"- machine: {info['cores']} cores, {info['cpu']}; torch {info['torch']} ({args.threads} thread(s)); python {info['python']}",
+        f"- machine: {info}",
         f"- command (from the repository root): `{command_line()}`",
         f"- deterministic (no training, no seed); {seconds:.1f} s for encoding and matching", "",
         f"**image → caption: {hits_i} of 8 correct; caption → image: {hits_c} of 8 correct** (chance: 1 of 8).", "",

@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -23,6 +22,12 @@ from typing import Any, Callable, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "docs" / "results"
+
+
+def load_average() -> str:
+    from modalfuse.evaluate.benchmark import load_average as package_load_average
+
+    return package_load_average()
 
 
 def setup_environment() -> None:
@@ -87,21 +92,11 @@ def publish(lines: list[str], out: Optional[str]) -> None:
     print(text)
 
 
-def machine_info(threads: int) -> dict[str, str]:
-    import torch
+def machine_info(threads: int) -> str:
+    """The package's machine line (cores, CPU, torch, Python) with the intra-op thread count and library versions."""
+    from modalfuse.evaluate.benchmark import library_versions, machine_info as package_machine_info
 
-    import modalfuse
-    from modalfuse.evaluate.benchmark import cpu_model
-
-    return {
-        "cores": str(os.cpu_count()),
-        "cpu": cpu_model(),
-        "torch": torch.__version__,
-        "torch threads": str(threads),
-        "python": platform.python_version(),
-        "modalfuse": getattr(modalfuse, "__version__", "?"),
-        "platform": platform.platform(),
-    }
+    return f"{package_machine_info()}; {threads} intra-op thread(s); {library_versions()}"
 
 
 def mean_std(values: Sequence[float], percent: bool = False, digits: int = 2) -> str:
@@ -150,6 +145,7 @@ class Benchmark:
         self.hyper: dict[str, Any] = {}
         self.start = time.perf_counter()
         self.started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        self.load_start = load_average()
         self.seeds = list(range(args.seeds))
         self.only = set(args.only.split(",")) if args.only else None
 
@@ -193,22 +189,20 @@ class Benchmark:
         return "\n".join(lines)
 
     def markdown_table(self) -> str:
-        head = self.headers()
-        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-        for r in self.rows.values():
-            lines.append("| " + " | ".join(self._cells(r)) + " |")
-        return "\n".join(lines)
+        import pandas as pd
+
+        from modalfuse.evaluate.benchmark import markdown_table
+
+        return markdown_table(pd.DataFrame([self._cells(r) for r in self.rows.values()], columns=self.headers()))
 
     def markdown(self) -> str:
         total = time.perf_counter() - self.start
-        info = machine_info(self.args.threads)
         seeds = ", ".join(map(str, self.seeds))
         parts = [
             f"# {self.title}",
             "",
             f"- date: {self.started}",
-            f"- machine: {info['cores']} cores, {info['cpu']}; torch {info['torch']} ({info['torch threads']} intra-op thread(s)); "
-            f"python {info['python']}; modalfuse {info['modalfuse']}; {info['platform']}",
+            f"- machine: {machine_info(self.args.threads)}",
             f"- command (from the repository root): `{command_line()}`",
             f"- seeds: {seeds} (mean ± sample std over seeds; the seed sets the model init, batch order"
             " and the train/validation split where one is used)",
@@ -216,7 +210,7 @@ class Benchmark:
             "",
             "Metrics are on the test split. `wall s / seed` is the mean wall time of one fit + test evaluation"
             " (feature decoding included); `epochs` is the mean number of epochs run.",
-            "The machine is shared with other jobs, so wall times are indicative only.",
+            f"Load average (1 / 5 / 15 min) at start {self.load_start}, at end {load_average()} (on {os.cpu_count()} cores).",
             "",
             self.markdown_table(),
             "",

@@ -103,7 +103,7 @@ def main() -> None:
     lines = [
         "# Davis drug–target affinity (DeepDTA setting 1)", "",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
-        f"Machine: {info['cores']} cores, {info['cpu']}; torch {info['torch']}, {args.threads} threads; accelerator {args.accelerator}"
+        f"Machine: {info}; accelerator {args.accelerator}"
         + (f" ({torch.cuda.get_device_name(0)})" if args.accelerator != "cpu" and torch.cuda.is_available() else "") + "  ",
         f"Command: `{command_line()}`  ",
         "Seed: 0 (weights, batches, and the 10 % validation split carved from the 5 train folds)  ",

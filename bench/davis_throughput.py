@@ -73,7 +73,7 @@ def main() -> None:
     lines = [
         "# Davis training throughput (GraphDTA-GIN-sized network)", "",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
-        f"Machine: {info['cores']} cores, {info['cpu']}; torch {info['torch']}, {args.threads} threads  ",
+        f"Machine: {info}  ",
         f"Load average (1 / 5 / 15 min): {load_start} at the start of the timed steps, {load_average()} at the end  ",
         f"Command: `{command_line()}`  ",
         f"Seed: 0; {steps} timed optimisation steps per row after one warm-up step  ",

@@ -38,7 +38,7 @@ def header(title: str, seeds: str, started: str, load0: tuple) -> list[str]:
     return [
         f"# {title}", "",
         f"- date: {started}",
-        f"- machine: {info['cores']} cores, {info['cpu']}; torch {info['torch']} (1 intra-op thread); python {info['python']}; modalfuse {info['modalfuse']}",
+        f"- machine: {info}",
         f"- command (from the repository root): `{command_line()}`",
         f"- seeds: {seeds}",
         f"- load average (1/5/15 min) at start: {load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}; at end: " + " / ".join(f"{x:.2f}" for x in os.getloadavg()),

@@ -130,7 +130,7 @@ def main() -> None:
         "# Transit routing: RAPTOR vs a brute-force time-expanded graph (Cairns GTFS)", "",
         f"- date: {started}",
         f"- machine: {info['cores']} cores ({info['cpu']}), Python {info['python']}, torch {info['torch']} (not used here), {info['platform']}",
-        f"- load average at start: {start_load}; at end: {end_load} (the machine is shared with other sessions)",
+        f"- load average at start: {start_load}; at end: {end_load}",
         f"- command: `{command_line()}`",
         f"- feed: `{Path(args.feed).name}`, service date {tt.date.isoformat()} ({tt.date.strftime('%A')}): {len(tt.trips)} trips, "
         f"{len(net.stop_ids)} served stops, {len(net.patterns)} patterns (one stop sequence, no overtaking), "
