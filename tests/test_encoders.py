@@ -181,7 +181,7 @@ def test_encoders_get_a_typed_info_record_and_name_what_is_missing():
     assert info["in_channels"] == 3 and info.get("pad_id", -1) == -1 and "pad_id" not in info and info.extra_field == 7
     with pytest.raises(KeyError):
         info["vocab_size"]
-    with pytest.raises(ConfigError, match=r"modalities\.i\.encoder: encoder 'text_cnn' needs vocab_size, pad_id .* image kind"):
+    with pytest.raises(ConfigError, match=r"modalities\.i\.encoder: encoder 'text_cnn' \(for text or sequence modalities\) needs vocab_size, pad_id .* image kind"):
         build_encoder("text_cnn", 8, {"in_channels": 1}, {}, where="modalities.i.encoder", kind="image")
     for name in ENCODERS.names():  # every field an encoder says it needs exists on the record
         assert set(ENCODERS.get(name).needs) <= set(EncoderInfo.model_fields), name

@@ -47,7 +47,7 @@ def test_identity_encoder_passes_vectors_through_and_refuses_other_inputs():
     encoder = build_encoder("identity", 64, {"input_dim": 7}, {})
     x = torch.randn(3, 7)
     assert encoder.dim == 7 and torch.equal(encoder(x), x)
-    with pytest.raises(ConfigError, match="vector modality"):
+    with pytest.raises(ConfigError, match=r"encoder .identity. \(for vector modalities\) needs input_dim"):
         build_encoder("identity", 64, {"vocab_size": 100}, {})
 
 

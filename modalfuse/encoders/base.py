@@ -94,9 +94,11 @@ def build_encoder(name: str, dim: int, info: Union[EncoderInfo, dict[str, Any]],
     ConfigError naming the encoder, the field and the modality's kind."""
     if not isinstance(info, EncoderInfo):
         info = EncoderInfo(**{"kind": kind, **info})
-    missing = [k for k in ENCODERS.get(name).needs if k not in info]
+    cls = ENCODERS.get(name)
+    missing = [k for k in cls.needs if k not in info]
     if missing:
-        raise ConfigError(f"{where}: encoder {name!r} needs {', '.join(missing)} from its modality, which a "
+        accepts = f" (for {' or '.join(cls.kinds)} modalities)" if cls.kinds else ""
+        raise ConfigError(f"{where}: encoder {name!r}{accepts} needs {', '.join(missing)} from its modality, which a "
                           f"{info.kind or 'modality of this'} kind does not provide")
     return ENCODERS.create(name, options, where, dim=dim, info=info)
 

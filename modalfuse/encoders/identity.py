@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
 from .base import ENCODERS, Encoder, EncoderInfo
 
 
@@ -15,8 +14,6 @@ class IdentityEncoder(Encoder):
     needs = ('input_dim',)
 
     def __init__(self, dim: int, info: EncoderInfo) -> None:
-        if "input_dim" not in info:
-            raise ConfigError("the identity encoder needs a vector modality (a fixed-length feature vector)")
         super().__init__(int(info["input_dim"]), info)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
