@@ -125,6 +125,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str((REPO / ".." / "shared" / "data").resolve()))
     parser.add_argument("--max-epochs", type=int, default=12)
     parser.add_argument("--every-steps", type=int, default=10, help="train.checkpoint_every_steps of the runs")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="a validation split, so that best weights and early stopping are resumed too")
+    parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--work", default="/tmp/modalfuse-resume-kill")
     parser.add_argument("--out", default=str(REPO / "docs" / "results" / "resume_kill.md"))
@@ -133,7 +135,8 @@ def main() -> None:
     subprocess.run(["rm", "-rf", str(root)], check=True)
     root.mkdir(parents=True)
     cfg = yaml.safe_load(Path(args.config).read_text())
-    cfg.setdefault("train", {}).update(max_epochs=args.max_epochs, checkpoint_every_steps=args.every_steps, progress=False)
+    cfg.setdefault("train", {}).update(max_epochs=args.max_epochs, checkpoint_every_steps=args.every_steps, progress=False,
+                                       val_fraction=args.val_fraction, patience=args.patience)
     cfg["train"].setdefault("threads", 1)
     config = root / "config.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -170,7 +173,7 @@ def main() -> None:
         f"- load average (1/5/15 min) at start: {' / '.join(f'{x:.2f}' for x in load0)}; at end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"- command: `{shlex.join([sys.executable, 'bench/resume_kill.py', *sys.argv[1:]])}`",
         f"- config: {Path(args.config).name} with max_epochs {args.max_epochs}, checkpoint_every_steps {args.every_steps}, "
-        f"threads {cfg['train']['threads']}; kill-moment seed {args.seed}",
+        f"val_fraction {args.val_fraction}, patience {args.patience}, threads {cfg['train']['threads']}; kill-moment seed {args.seed}",
         f"- reference run (uninterrupted): {reference_s:.1f} s in all, {train_s:.1f} s training",
         "",
         "Seconds count from the (re)start of the process, data preparation included; a torn checkpoint is a temporary",

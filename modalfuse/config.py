@@ -196,7 +196,8 @@ class TrainConfig(_Strict):
     devices: Union[int, str] = 1
     precision: Literal["32", "bf16-mixed", "16-mixed"] = Field(
         "32", description="Floating-point precision: 32, bf16-mixed (CPU or GPU), 16-mixed (CUDA GPUs only).")
-    compile: bool = Field(False, description="Compile the network's forward pass with torch.compile (slow start, faster steps).")
+    compile: Union[bool, Literal["inductor", "aot_eager", "eager"]] = Field(
+        False, description="Compile the network's forward pass with torch.compile (true: inductor; or a backend name).")
     workers: int = Field(0, ge=0, description="DataLoader worker processes for batching (0: in the training process).")
     checkpoint: bool = Field(True, description="Write a resumable checkpoint to RUN/checkpoints at each epoch end (with a run folder).")
     checkpoint_every_steps: Optional[int] = Field(None, gt=0, description="Also write a checkpoint every N optimizer steps.")

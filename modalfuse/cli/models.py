@@ -78,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         with interruptible():
             write_config(resolved, run / "config.yaml")
-            stage = "training"
+            stage = "preparing the data or training"
             # the test table is checked (columns, files, classes, targets) before training, not after it
             checked = model.fit(train, val, run_dir=run, check={"test": test} if test is not None else None,
                                 resume=run if args.resume else None).checked
@@ -93,6 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except Interrupted as stop:
         from .resume import how_to_resume
 
+        stage = "training" if stop.checkpoint is not None else stage
         print(f"error: {stop} while {stage}; {_kept(run)}", file=sys.stderr)
         print(how_to_resume(run, args.config, stop.checkpoint), file=sys.stderr)
         return stop.exit_code

@@ -112,7 +112,7 @@ def fit_net(
     if cfg.precision == "16-mixed" and not torch.cuda.is_available():
         raise ConfigError("train.precision: 16-mixed needs a CUDA GPU, and none is available; use 32 or bf16-mixed on CPU")
     if cfg.compile:
-        net.compile()
+        net.compile(**({} if cfg.compile is True else {"backend": cfg.compile}))
     module = MultimodalModule(net, cfg, aux_weight)
     loader = batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed, workers=cfg.workers)
     has_val = val is not None and len(val) > 0
