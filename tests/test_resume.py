@@ -80,3 +80,27 @@ def test_resume_refuses_a_different_config(setup, tmp_path, capsys):
     other.write_text(cfg.read_text().replace("train.csv", str(folder / "train.csv")).replace("batch_size: 8", "batch_size: 16"))
     assert main(["train", str(other), "--resume", str(run)]) == 2
     assert "train.batch_size = 8, the config gives 16" in capsys.readouterr().err
+
+
+def test_a_deferred_signal_reaches_the_trainer_and_a_second_one_stops_at_once():
+    from modalfuse.cli import interrupt
+
+    class Target:
+        pending = None
+
+        def notice(self, signum):
+            self.pending = signum
+
+    target = Target()
+    with interrupt.interruptible():
+        interrupt.defer(target)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert target.pending == signal.SIGTERM
+            with pytest.raises(interrupt.Interrupted) as stop:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+            assert stop.value.exit_code == 130
+        finally:
+            interrupt.undefer(target)

@@ -24,7 +24,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 from torch.utils.data import RandomSampler
 
-from ..cli import interrupt
+from ..cli import interrupt  # signal deferral; the cli package imports nothing heavy
 from .checkpoint import checkpoint_name, prune, FOLDER
 
 # Lightning cannot see that ResumableSampler restarts mid-epoch by itself
