@@ -115,6 +115,8 @@ class MultimodalModel:
         With a ``run_dir``, checkpoints are written to it; ``resume`` (a run folder, the default ``run_dir``)
         continues training from its newest intact checkpoint, with the same data and config, bit for bit on CPU.
         """
+        if run_dir and resume and Path(run_dir).resolve() != Path(resume).resolve():
+            raise ConfigError(f"fit: resume={str(resume)!r} continues that run folder; run_dir={str(run_dir)!r} names another")
         frame, table, base = as_frame(data, self.na_values)
         if self.target not in frame.columns:
             raise ConfigError(f"data.target: column {self.target!r} is not in the training table (columns: {list(frame.columns)[:20]})")

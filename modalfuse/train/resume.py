@@ -27,9 +27,6 @@ from torch.utils.data import RandomSampler
 from ..cli import interrupt  # signal deferral; the cli package imports nothing heavy
 from .checkpoint import checkpoint_name, prune, FOLDER
 
-# Lightning cannot see that ResumableSampler restarts mid-epoch by itself
-warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
-
 
 class ResumableSampler(RandomSampler):
     """``RandomSampler`` (same order for the same generator) that can start an epoch part-way through."""
@@ -123,6 +120,8 @@ class Checkpointer(Checkpoint):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._trainer = trainer
         prune(self.run_dir, self.keep)  # temporary folders a killed writer left
+        # Lightning cannot see that ResumableSampler restarts mid-epoch by itself
+        warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._resumed:
