@@ -25,6 +25,7 @@ from .evaluate import classification_metrics, regression_metrics
 from .fusion import FUSIONS
 from .model import MultimodalNet
 from .train import fit_net
+from .train.checkpoint import latest_checkpoint
 
 
 class MultimodalModel:
@@ -105,12 +106,17 @@ class MultimodalModel:
         return train_test_split(frame, test_size=n_val, random_state=self.train_config.seed, stratify=labels)
 
     # ----------------------------------------------------------------- fit
-    def fit(self, data: Any, val: Any = None, run_dir: Optional[str | Path] = None, check: Optional[dict[str, Any]] = None) -> "MultimodalModel":
+    def fit(self, data: Any, val: Any = None, run_dir: Optional[str | Path] = None, check: Optional[dict[str, Any]] = None,
+            resume: Optional[str | Path] = None) -> "MultimodalModel":
         """Fit preprocessors on the training rows only, then train; ``val`` defaults to a split of ``data``.
 
         ``check`` maps names to further labelled tables (the test split): they are featurized before training,
         so that their problems stop the run at once; the results are kept in ``self.checked``.
+        With a ``run_dir``, checkpoints are written to it; ``resume`` (a run folder, the default ``run_dir``)
+        continues training from its newest intact checkpoint, with the same data and config, bit for bit on CPU.
         """
+        if run_dir and resume and Path(run_dir).resolve() != Path(resume).resolve():
+            raise ConfigError(f"fit: resume={str(resume)!r} continues that run folder; run_dir={str(run_dir)!r} names another")
         frame, table, base = as_frame(data, self.na_values)
         if self.target not in frame.columns:
             raise ConfigError(f"data.target: column {self.target!r} is not in the training table (columns: {list(frame.columns)[:20]})")
@@ -133,7 +139,7 @@ class MultimodalModel:
         aux = self.model_config.aux_weight
         if aux is None:
             aux = FUSIONS.get(self.model_config.fusion.name).default_aux_weight
-        run_path = Path(run_dir) if run_dir else None
+        run_path = Path(run_dir or resume) if (run_dir or resume) else None
         self.members, histories = [], []
         for i in range(self.train_config.ensemble):
             cfg = self.train_config.model_copy(update={"seed": self.train_config.seed + i})
@@ -142,7 +148,8 @@ class MultimodalModel:
             if self.task == "regression" and len(train):
                 net.head.start_at(float(train.target.mean()))
             member_dir = run_path / f"member{i}" if run_path is not None and self.train_config.ensemble > 1 else run_path
-            histories.append(fit_net(net, train, valid, cfg, aux, member_dir))
+            start_from = latest_checkpoint(member_dir) if resume and member_dir is not None else None
+            histories.append(fit_net(net, train, valid, cfg, aux, member_dir, resume=start_from))
             self.members.append(net)
         self.history = histories[0] if len(histories) == 1 else {"members": histories}
         if run_path is not None:

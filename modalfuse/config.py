@@ -194,6 +194,20 @@ class TrainConfig(_Strict):
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice); 1 suits small models on busy machines.")
     accelerator: str = "cpu"
     devices: Union[int, str] = 1
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = Field(
+        "32", description="Floating-point precision: 32, bf16-mixed (CPU or GPU), 16-mixed (CUDA GPUs only).")
+    compile: Union[bool, Literal["inductor", "aot_eager", "eager"]] = Field(
+        False, description="Compile the network's forward pass with torch.compile (true: inductor; or a backend name).")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes for batching (0: in the training process).")
+    checkpoint: bool = Field(True, description="Write a resumable checkpoint to RUN/checkpoints at each epoch end (with a run folder).")
+    checkpoint_every_steps: Optional[int] = Field(None, gt=0, description="Also write a checkpoint every N optimizer steps.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _precision_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("precision"), int) and not isinstance(data.get("precision"), bool):
+            data = {**data, "precision": str(data["precision"])}
+        return data
 
     @model_validator(mode="after")
     def _epochs(self) -> "TrainConfig":
@@ -202,6 +216,8 @@ class TrainConfig(_Strict):
                 raise ValueError(
                     f"{key}.until_epoch ({cfg.until_epoch}) is past max_epochs ({self.max_epochs}); leave it unset to keep it on throughout"
                 )
+        if self.precision == "16-mixed" and self.accelerator == "cpu":
+            raise ValueError("precision: 16-mixed needs a CUDA GPU (accelerator: gpu); on CPU use 32 or bf16-mixed")
         if self.gradient_modulation is not None and self.gradient_modulation.start_epoch >= self.max_epochs:
             raise ValueError(f"gradient_modulation.start_epoch ({self.gradient_modulation.start_epoch}) must be below max_epochs ({self.max_epochs})")
         return self

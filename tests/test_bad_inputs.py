@@ -234,7 +234,7 @@ def _table(folder: Path, rows: int = 400) -> Path:
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_stopped_training_exits_nonzero_and_says_what_was_kept(tmp_path, sig, code):
+def test_stopped_training_exits_nonzero_and_says_how_to_resume(tmp_path, sig, code):
     cfg = _table(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MODALFUSE_CACHE": str(tmp_path / "cache")}
     proc = subprocess.Popen([sys.executable, "-m", "modalfuse.cli", "train", str(cfg), "--run-dir", str(tmp_path / "runs")],
@@ -245,7 +245,7 @@ def test_stopped_training_exits_nonzero_and_says_what_was_kept(tmp_path, sig, co
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    assert f"stopped by {signal.Signals(sig).name}" in err and "nothing resumable was kept" in err and "no model" in err
+    assert f"stopped by {signal.Signals(sig).name}" in err and "no model" in err and "continue with: modalfuse train" in err
     assert not glob.glob(str(tmp_path / "runs/*/model"))
 
 

@@ -70,7 +70,8 @@ class AlignNet(nn.Module):
 
 
 #: training options the contrastive loop does not implement (the supervised trainer's): refused when set
-UNHONOURED = ("ensemble", "modality_dropout", "mixup", "gradient_modulation", "modality_aux_weight", "warmup_epochs", "accelerator", "devices")
+UNHONOURED = ("ensemble", "modality_dropout", "mixup", "gradient_modulation", "modality_aux_weight", "warmup_epochs", "accelerator", "devices",
+              "precision", "compile", "workers", "checkpoint_every_steps")
 
 
 class AlignedModel:

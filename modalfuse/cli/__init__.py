@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--run-dir", help="parent folder of the run folder (default: the config's run_dir)")
     t.add_argument("--data-dir", help="folder holding local copies of built-in datasets")
     t.add_argument("--max-epochs", type=positive, help="override train.max_epochs")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest intact checkpoint (same config)")
     t.set_defaults(func=cmd_train)
 
     for name, func, helptext in (("evaluate", cmd_evaluate, "metrics of a saved model on labelled data"), ("predict", cmd_predict, "write predictions of a saved model")):
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported: idle threads sleep (train/threads.py)
     _quiet()
     args = build_parser().parse_args(argv)
     try:

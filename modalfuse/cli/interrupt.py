@@ -3,12 +3,16 @@
 Lightning turns Ctrl-C into ``sys.exit(1)`` and SIGTERM into a bare ``SystemExit`` (exit 0); an exception that is
 neither a KeyboardInterrupt nor a SystemExit passes through its handlers unchanged, so the command can say what it
 kept and exit 130 (SIGINT) or 143 (SIGTERM).
+
+While a trainer that writes checkpoints runs, it registers itself with :func:`defer`: the first signal is then
+handed to it (``notice(signum)``), and it writes a checkpoint at the next safe point (the end of a step or epoch)
+before raising :class:`Interrupted`; a second signal stops at once.
 """
 from __future__ import annotations
 
 import signal
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator, Optional
 
 
 class Interrupted(BaseException):
@@ -16,6 +20,8 @@ class Interrupted(BaseException):
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
+        #: the checkpoint folder written before stopping, where there is one
+        self.checkpoint: Optional[Any] = None
         self.name = signal.Signals(signum).name
         super().__init__(f"stopped by {self.name}")
 
@@ -24,10 +30,27 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
+_deferred: list[Any] = []
+
+
+def defer(target: Any) -> None:
+    """Hand the next SIGINT/SIGTERM to ``target.notice(signum)`` instead of raising (see the module docstring)."""
+    target.pending = None
+    _deferred.append(target)
+
+
+def undefer(target: Any) -> None:
+    if target in _deferred:
+        _deferred.remove(target)
+
+
 @contextmanager
 def interruptible() -> Iterator[None]:
     """Within the block SIGINT and SIGTERM raise :class:`Interrupted`; the previous handlers come back after."""
     def handler(signum, frame):  # noqa: ARG001
+        if _deferred and _deferred[-1].pending is None:
+            _deferred[-1].notice(signum)
+            return
         raise Interrupted(signum)
 
     previous = {}

@@ -65,16 +65,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .interrupt import Interrupted, interruptible
 
     cfg, model, train, val, test = _experiment(args)
-    run = _run_dir(args.run_dir or cfg.run_dir, Path(args.config).stem)
+    resolved = cfg.model_copy(deep=True)
+    resolved.modalities = model.modalities
+    resolved.data.target = model.target
+    if args.resume:
+        from .resume import resume_folder
+
+        run = resume_folder(args.resume, resolved)
+    else:
+        run = _run_dir(args.run_dir or cfg.run_dir, Path(args.config).stem)
     stage = "preparing the data"
     try:
         with interruptible():
-            resolved = cfg.model_copy(deep=True)
-            resolved.modalities = model.modalities
-            resolved.data.target = model.target
             write_config(resolved, run / "config.yaml")
+            stage = "preparing the data or training"
             # the test table is checked (columns, files, classes, targets) before training, not after it
-            checked = model.fit(train, val, run_dir=run, check={"test": test} if test is not None else None).checked
+            checked = model.fit(train, val, run_dir=run, check={"test": test} if test is not None else None,
+                                resume=run if args.resume else None).checked
             stage = "saving the model"
             model.save(run / "model")
             stage = "evaluating on the test split"
@@ -84,7 +91,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 (model.reports.get("evaluate") or model.reports["test"]).write(run, "test")
             (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     except Interrupted as stop:
+        from .resume import how_to_resume
+
+        stage = "training" if stop.checkpoint is not None else stage
         print(f"error: {stop} while {stage}; {_kept(run)}", file=sys.stderr)
+        print(how_to_resume(run, args.config, stop.checkpoint), file=sys.stderr)
         return stop.exit_code
     for name, line in summary["data"].items():
         print(f"{name}: {line}")
@@ -95,11 +106,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _kept(run: Path) -> str:
-    """What an interrupted run left in its folder, in words (nothing there resumes training)."""
+    """What an interrupted run left in its folder, in words."""
     kept = sorted(p.name for p in run.iterdir()) if run.exists() else []
     saved = "a complete model in model/" if (run / "model").is_dir() and (run / "summary.json").exists() else "no model"
     files = ", ".join(kept) if kept else "nothing"
-    return f"kept {run} ({files}): {saved}; nothing resumable was kept (no checkpoint), train again to finish"
+    return f"kept {run} ({files}): {saved}"
 
 
 def _load(model_dir: str):

@@ -133,6 +133,16 @@ class MultimodalModule(L.LightningModule):
             acc = (self.net.head.predict(out) == batch.target).float().mean()
             self.log("val_accuracy", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The epoch's running training loss, so that a run resumed mid-epoch logs the same mean."""
+        losses = torch.stack(self.epoch_loss) if self.epoch_loss else torch.zeros(0)
+        checkpoint["modalfuse_epoch"] = {"losses": losses, "rows": self.epoch_rows}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("modalfuse_epoch", {})
+        self.epoch_loss, self.epoch_rows = list(state.get("losses", torch.zeros(0)).unbind()), int(state.get("rows", 0))
+        self.net.head.epoch = int(checkpoint.get("epoch", 0))
+
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         # foreach: one fused update over all parameter tensors; torch only picks it by default on GPUs

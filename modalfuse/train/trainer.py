@@ -1,4 +1,4 @@
-"""Fit a MultimodalNet with Lightning: early stopping, best weights, seeded, per-epoch CSV."""
+"""Fit a MultimodalNet with Lightning: early stopping, best weights, seeded, per-epoch CSV, resumable checkpoints."""
 from __future__ import annotations
 
 import copy
@@ -14,13 +14,16 @@ from typing import Optional
 import lightning as L
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from ..config import TrainConfig
 from ..errors import ConfigError
 from ..data.dataset import Features
 from ..model import MultimodalNet
+from .checkpoint import SafetensorsCheckpointIO
 from .module import MultimodalModule
+from .resume import Checkpointer, ResumableSampler
+from .threads import training_threads
 
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
@@ -30,11 +33,11 @@ def show_progress(wanted: bool) -> bool:
     return bool(wanted) and (sys.stderr.isatty() or bool(os.environ.get("MODALFUSE_PROGRESS")))
 
 
-def batches(features: Features, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+def batches(features: Features, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0) -> DataLoader:
     """Whole batches are gathered by index from in-memory tensors: no per-sample collation."""
     generator = torch.Generator().manual_seed(seed)
-    sampler = RandomSampler(features, generator=generator) if shuffle else SequentialSampler(features)
-    return DataLoader(features, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None)
+    sampler = ResumableSampler(features, generator) if shuffle else SequentialSampler(features)
+    return DataLoader(features, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None, num_workers=workers)
 
 
 class BestWeights(L.Callback):
@@ -53,6 +56,12 @@ class BestWeights(L.Callback):
         if loss < self.best:
             self.best, self.epoch = loss, trainer.current_epoch
             self.state = copy.deepcopy(module.net.state_dict())
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "epoch": self.epoch, "state": self.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
 
 
 class EpochCSV(L.Callback):
@@ -74,6 +83,12 @@ class EpochCSV(L.Callback):
             writer.writeheader()
             writer.writerows(self.rows)
 
+    def state_dict(self) -> dict:
+        return {"rows": self.rows, "seconds": time.perf_counter() - self.start}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows, self.start = state["rows"], time.perf_counter() - state["seconds"]
+
 
 def fit_net(
     net: MultimodalNet,
@@ -82,17 +97,24 @@ def fit_net(
     cfg: TrainConfig,
     aux_weight: float,
     run_dir: Optional[Path] = None,
+    resume: Optional[Path] = None,
 ) -> dict:
-    """Train ``net`` in place and load its best validation weights; returns a small summary."""
+    """Train ``net`` in place and load its best validation weights; returns a small summary.
+
+    With a ``run_dir`` a checkpoint is written to ``run_dir/checkpoints`` at each epoch end (see ``resume.py``);
+    ``resume`` names one to continue from."""
     logging.getLogger("lightning").setLevel(logging.WARNING)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*number of training batches.*")
     warnings.filterwarnings("ignore", message=".*validation_step.* but have no `val_dataloader`.*")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if cfg.precision == "16-mixed" and not torch.cuda.is_available():
+        raise ConfigError("train.precision: 16-mixed needs a CUDA GPU, and none is available; use 32 or bf16-mixed on CPU")
+    if cfg.compile:
+        net.compile(**({} if cfg.compile is True else {"backend": cfg.compile}))
     module = MultimodalModule(net, cfg, aux_weight)
+    loader = batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed, workers=cfg.workers)
     has_val = val is not None and len(val) > 0
     best = BestWeights()
     callbacks: list[L.Callback] = [best] if has_val else []
@@ -100,6 +122,9 @@ def fit_net(
         callbacks.append(L.pytorch.callbacks.EarlyStopping("val_select", patience=cfg.patience, mode="min"))
     if run_dir is not None:
         callbacks.append(EpochCSV(Path(run_dir) / "metrics.csv"))
+    saver = Checkpointer(Path(run_dir), loader.sampler.sampler, cfg.batch_size, cfg.checkpoint_every_steps, adopt_threads=not cfg.threads) \
+        if run_dir is not None and cfg.checkpoint else None
+    callbacks += [saver] if saver else []
     progress = show_progress(cfg.progress)
     if progress:  # tqdm writes to stderr; Lightning's default rich bar would write to stdout
         callbacks.append(L.pytorch.callbacks.TQDMProgressBar())
@@ -109,7 +134,9 @@ def fit_net(
             accelerator=cfg.accelerator,
             devices=cfg.devices,
             logger=False,
-            enable_checkpointing=False,
+            enable_checkpointing=saver is not None,
+            plugins=[SafetensorsCheckpointIO()] if saver else None,
+            precision=cfg.precision,
             enable_progress_bar=progress,
             enable_model_summary=False,
             callbacks=callbacks,
@@ -120,11 +147,9 @@ def fit_net(
         raise ConfigError(f"train.accelerator / train.devices: {cfg.accelerator!r} with devices {cfg.devices!r} cannot be used here "
                           f"({str(err).splitlines()[0][:200]}); expected e.g. accelerator: cpu, devices: 1") from None
     start = time.perf_counter()
-    trainer.fit(
-        module,
-        batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed),
-        batches(val, cfg.batch_size, shuffle=False) if has_val else None,
-    )
+    with training_threads(cfg.threads):
+        trainer.fit(module, loader, batches(val, cfg.batch_size, shuffle=False, workers=cfg.workers) if has_val else None,
+                    ckpt_path=str(resume) if resume else None)
     if best.state is not None:
         net.load_state_dict(best.state)
     return {
@@ -132,4 +157,5 @@ def fit_net(
         "best_epoch": best.epoch if has_val else trainer.current_epoch - 1,
         "best_val_loss": best.best if has_val else None,
         "seconds": round(time.perf_counter() - start, 2),
+        **({"checkpoint_seconds": round(saver.seconds, 3), "resumed_from": str(resume) if resume else None} if saver else {}),
     }
