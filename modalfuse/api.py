@@ -25,6 +25,7 @@ from .evaluate import classification_metrics, regression_metrics
 from .fusion import FUSIONS
 from .model import MultimodalNet
 from .train import fit_net
+from .train.distributed import is_rank_zero
 
 
 class MultimodalModel:
@@ -145,7 +146,7 @@ class MultimodalModel:
             histories.append(fit_net(net, train, valid, cfg, aux, member_dir))
             self.members.append(net)
         self.history = histories[0] if len(histories) == 1 else {"members": histories}
-        if run_path is not None:
+        if run_path is not None and is_rank_zero():  # under torchrun / srun only rank zero writes
             for name, report in self.reports.items():
                 report.write(run_path, name)
         return self
@@ -320,8 +321,12 @@ class MultimodalModel:
         )
 
     def save(self, folder: str | Path) -> Path:
-        """safetensors weights + JSON spec, preprocessor state and metadata, with a SHA-256 manifest; no pickles."""
+        """safetensors weights + JSON spec, preprocessor state and metadata, with a SHA-256 manifest; no pickles.
+
+        Under torchrun / srun only rank zero writes (the ranks hold the same weights); the others return the path."""
         self._require_fitted()
+        if not is_rank_zero():
+            return Path(folder)
         tensors = {
             (f"member{i}." if len(self.members) > 1 else "") + k: v
             for i, member in enumerate(self.members) for k, v in member.state_dict().items()

@@ -193,7 +193,16 @@ class TrainConfig(_Strict):
     progress: bool = True
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice); 1 suits small models on busy machines.")
     accelerator: str = "cpu"
-    devices: Union[int, str] = 1
+    devices: Union[int, str] = Field(1, description="Processes (CPU) or accelerators per node; under torchrun, 1 takes the launcher's count.")
+    strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = Field(
+        "auto", description="Lightning strategy for several devices or nodes (docs/distributed.md); auto: ddp_spawn without a launcher, ddp under torchrun/srun.",
+    )
+    num_nodes: int = Field(1, gt=0, description="Machines taking part (each starts train.devices processes; torchrun/srun launch them).")
+    precision: Optional[Literal["32-true", "16-mixed", "bf16-mixed", "64-true"]] = Field(None, description="Lightning precision; unset: 32-true.")
+    logger: Literal["csv", "tensorboard", "mlflow"] = Field(
+        "csv", description="Per-epoch tracking besides metrics.csv: csv (only that), tensorboard (RUN/tensorboard), mlflow (tracking_uri).",
+    )
+    tracking_uri: Optional[str] = Field(None, description="MLflow tracking URI; unset: $MLFLOW_TRACKING_URI, else a local file store RUN_PARENT/mlruns.")
 
     @model_validator(mode="after")
     def _epochs(self) -> "TrainConfig":

@@ -64,7 +64,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..api import write_config
     from .interrupt import Interrupted, interruptible
 
+    from ..train.distributed import is_rank_zero
+
     cfg, model, train, val, test = _experiment(args)
+    if not is_rank_zero():  # under torchrun / srun: the other ranks train on their share and write nothing
+        model.fit(train, val)
+        return 0
     run = _run_dir(args.run_dir or cfg.run_dir, Path(args.config).stem)
     stage = "preparing the data"
     try:
@@ -83,6 +88,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 summary["test"] = model.evaluate(checked.get("test", test))
                 (model.reports.get("evaluate") or model.reports["test"]).write(run, "test")
             (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            if cfg.train.logger == "mlflow":  # config, summary, metrics and the model as artefacts of the MLflow run
+                from ..tracking.loggers import log_run_artifacts
+
+                log_run_artifacts(run)
     except Interrupted as stop:
         print(f"error: {stop} while {stage}; {_kept(run)}", file=sys.stderr)
         return stop.exit_code

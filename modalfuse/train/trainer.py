@@ -20,6 +20,8 @@ from ..config import TrainConfig
 from ..errors import ConfigError
 from ..data.dataset import Features
 from ..model import MultimodalNet
+from ..tracking.loggers import make_logger
+from .distributed import RankZeroSummary, is_rank_zero, rank_loader, spawn_sharing, strategy_settings
 from .module import MultimodalModule
 
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -64,6 +66,8 @@ class EpochCSV(L.Callback):
         self.rows: list[dict] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
         row = {"epoch": trainer.current_epoch, "seconds": round(time.perf_counter() - self.start, 3), "lr": trainer.optimizers[0].param_groups[0]["lr"]}
         row.update({k: round(float(v), 6) for k, v in sorted(trainer.callback_metrics.items())})
         self.rows.append(row)
@@ -98,6 +102,7 @@ def fit_net(
     callbacks: list[L.Callback] = [best] if has_val else []
     if has_val and cfg.patience:
         callbacks.append(L.pytorch.callbacks.EarlyStopping("val_select", patience=cfg.patience, mode="min"))
+    callbacks.append(RankZeroSummary(best, cfg.threads))
     if run_dir is not None:
         callbacks.append(EpochCSV(Path(run_dir) / "metrics.csv"))
     progress = show_progress(cfg.progress)
@@ -107,8 +112,10 @@ def fit_net(
         trainer = L.Trainer(
             max_epochs=cfg.max_epochs,
             accelerator=cfg.accelerator,
-            devices=cfg.devices,
-            logger=False,
+            **strategy_settings(cfg),
+            precision=cfg.precision,
+            use_distributed_sampler=False,  # rank_loader shards each global batch itself
+            logger=make_logger(cfg, run_dir) if run_dir is not None and is_rank_zero() else False,
             enable_checkpointing=False,
             enable_progress_bar=progress,
             enable_model_summary=False,
@@ -117,19 +124,22 @@ def fit_net(
             default_root_dir=str(run_dir) if run_dir else None,
         )
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as err:
-        raise ConfigError(f"train.accelerator / train.devices: {cfg.accelerator!r} with devices {cfg.devices!r} cannot be used here "
+        raise ConfigError(f"train.accelerator / devices / strategy: {cfg.accelerator!r} with devices {cfg.devices!r} and strategy {cfg.strategy!r} cannot be used here "
                           f"({str(err).splitlines()[0][:200]}); expected e.g. accelerator: cpu, devices: 1") from None
     start = time.perf_counter()
-    trainer.fit(
-        module,
-        batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed),
-        batches(val, cfg.batch_size, shuffle=False) if has_val else None,
-    )
+    with spawn_sharing(trainer):
+        trainer.fit(
+            module,
+            rank_loader(train, cfg.batch_size, shuffle=True, seed=cfg.seed),
+            rank_loader(val, cfg.batch_size, shuffle=False) if has_val else None,
+        )
+    ran = RankZeroSummary.recover(trainer, best)  # after ddp_spawn: the workers' best epoch; weights came back
+    ran = trainer.current_epoch if ran is None else ran
     if best.state is not None:
         net.load_state_dict(best.state)
     return {
-        "epochs": trainer.current_epoch,
-        "best_epoch": best.epoch if has_val else trainer.current_epoch - 1,
+        "epochs": ran,
+        "best_epoch": best.epoch if has_val else ran - 1,
         "best_val_loss": best.best if has_val else None,
         "seconds": round(time.perf_counter() - start, 2),
     }

@@ -1,0 +1,86 @@
+"""``train.logger``: which Lightning logger records a run besides its metrics.csv, and where.
+
+csv (default) keeps only the run folder's metrics.csv; tensorboard writes event files under RUN/tensorboard;
+mlflow logs the parameters and per-epoch metrics to an MLflow tracking store (``train.tracking_uri``, else
+``$MLFLOW_TRACKING_URI``, else a local file store ``mlruns`` beside the run folder) and records the MLflow run id in
+RUN/tracking.json, so that artefacts logged after training and a bundle registered later point back to it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import ConfigError
+
+TRACKING = "tracking.json"
+
+
+def tracking_uri(cfg, run_dir: Optional[Path]) -> str:
+    """The MLflow store a run logs to: the config's, the environment's, or ``file:`` RUN_PARENT/mlruns."""
+    uri = cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    base = Path(run_dir).resolve().parent if run_dir is not None else Path.cwd()
+    return (base / "mlruns").as_uri()
+
+
+def make_logger(cfg, run_dir: Optional[Path]) -> Any:
+    """The Lightning logger for ``cfg.logger`` (False for csv: metrics.csv is written by the trainer's own callback)."""
+    if cfg.logger == "csv" or run_dir is None:
+        return False
+    run_dir = Path(run_dir)
+    try:
+        if cfg.logger == "tensorboard":
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            return TensorBoardLogger(str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        logger = MLFlowLogger(experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME", "modalfuse"),
+                              run_name=run_dir.name, tracking_uri=tracking_uri(cfg, run_dir))
+    except ModuleNotFoundError as err:
+        extra = "tracking" if cfg.logger == "mlflow" else "tracking (tensorboard)"
+        raise ConfigError(f"train.logger: {cfg.logger} needs {err.name}; pip install 'modalfuse[{extra}]'") from None
+    logger.log_hyperparams(_flat(cfg.model_dump(mode="json"), "train"))
+    (run_dir / TRACKING).write_text(json.dumps({"logger": "mlflow", "tracking_uri": logger._tracking_uri,
+                                                "experiment_id": logger.experiment_id, "run_id": logger.run_id}, indent=2))
+    return logger
+
+
+def _flat(value: Any, prefix: str) -> dict[str, Any]:
+    """A nested mapping as ``a.b.c`` keys (MLflow parameters are flat)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}.{k}"))
+        return out
+    return {prefix: value}
+
+
+def run_info(run_dir: Path) -> Optional[dict]:
+    """RUN/tracking.json (the MLflow run of a training), or None."""
+    path = Path(run_dir) / TRACKING
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def log_run_artifacts(run_dir: Path) -> None:
+    """After training: the run's config, summary, metrics and model folder as artefacts of its MLflow run."""
+    info = run_info(run_dir)
+    if not info:
+        return
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=info["tracking_uri"])
+    for name in ("config.yaml", "summary.json", "metrics.csv"):
+        if (run_dir / name).is_file():
+            client.log_artifact(info["run_id"], str(run_dir / name))
+    if (run_dir / "model").is_dir():
+        client.log_artifacts(info["run_id"], str(run_dir / "model"), "model")
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        test = json.loads(summary.read_text()).get("test") or {}
+        for k, v in test.items():
+            if isinstance(v, (int, float)):
+                client.log_metric(info["run_id"], f"test_{k}", float(v))
