@@ -202,7 +202,7 @@ class TrainConfig(_Strict):
     logger: Literal["csv", "tensorboard", "mlflow"] = Field(
         "csv", description="Per-epoch tracking besides metrics.csv: csv (only that), tensorboard (RUN/tensorboard), mlflow (tracking_uri).",
     )
-    tracking_uri: Optional[str] = Field(None, description="MLflow tracking URI; unset: $MLFLOW_TRACKING_URI, else a local file store RUN_PARENT/mlruns.")
+    tracking_uri: Optional[str] = Field(None, description="MLflow tracking URI; unset: $MLFLOW_TRACKING_URI, else a local SQLite store in ./mlruns.")
 
     @model_validator(mode="after")
     def _epochs(self) -> "TrainConfig":

@@ -219,6 +219,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     eval_data = _table(args.eval, args.data_dir, "test") if args.eval else None
     path = export_bundle(args.source, args.bundle, eval_data=eval_data, eval_name=args.eval, data_files=args.data_file, onnx=args.onnx)
     print(f"bundle written to {path}")
+    if args.register:
+        from ..tracking.registry import register_bundle
+
+        done = register_bundle(path, args.register, args.tracking_uri)
+        parent = f", child of run {done['parent_run']}" if done["parent_run"] else ""
+        print(f"registered models:/{done['name']}/{done['version']} in {done['tracking_uri']} (run {done['run_id']}{parent})")
     return 0
 
 
@@ -237,10 +243,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise ModalfuseError(f"--api-key-file: cannot read {args.api_key_file} ({err})") from None
         if not key:
             raise ModalfuseError(f"--api-key-file: {args.api_key_file} is empty")
+    source, model_id = args.bundle, str(args.bundle)
+    if str(args.bundle).startswith("models:/"):
+        from ..tracking.registry import resolve_models_uri
+
+        source, info = resolve_models_uri(args.bundle, args.tracking_uri)
+        model_id = f"models:/{info['name']}/{info['version']}"
+    audit = None
+    if args.audit_log:
+        from ..serve.audit import AuditLog
+
+        audit = AuditLog(args.audit_log, model_id, payloads=args.audit_payloads)
     settings = ServeSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, timeout_s=args.timeout_s,
-                             max_body_mb=args.max_body_mb, api_key=key, threads=args.threads)
-    print(f"serving {args.bundle} on http://{args.host}:{args.port} (max batch {args.max_batch}, max wait {args.max_wait_ms} ms)", flush=True)
-    serve(args.bundle, args.host, args.port, settings, log_level=args.log_level)
+                             max_body_mb=args.max_body_mb, api_key=key, threads=args.threads, audit=audit)
+    print(f"serving {model_id} on http://{args.host}:{args.port} (max batch {args.max_batch}, max wait {args.max_wait_ms} ms)", flush=True)
+    serve(source, args.host, args.port, settings, log_level=args.log_level)
     return 0
 
 

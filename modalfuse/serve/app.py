@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..errors import ModalfuseError
+from .audit import AuditLog, AuditMiddleware
 from .batcher import MicroBatcher
 from .bundle import BundleError, load_bundle
 from ..errors import RequestError
@@ -43,6 +44,7 @@ class ServeSettings:
     max_body_mb: float = 5.0
     api_key: Optional[str] = None
     threads: Optional[int] = 1
+    audit: Optional[AuditLog] = None  # one line per request (audit.py)
 
 
 #: image/audio bodies above this size are decoded in a worker thread; smaller ones on the event
@@ -327,6 +329,8 @@ def create_app(source: Any, settings: Optional[ServeSettings] = None, card: Opti
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     app.add_middleware(GuardMiddleware, limit_bytes=int(settings.max_body_mb * 2**20), metrics=metrics)
+    if settings.audit is not None:  # outermost: 413s from the guard are audited too
+        app.add_middleware(AuditMiddleware, log=settings.audit)
     return app
 
 

@@ -2,8 +2,12 @@
 
 csv (default) keeps only the run folder's metrics.csv; tensorboard writes event files under RUN/tensorboard;
 mlflow logs the parameters and per-epoch metrics to an MLflow tracking store (``train.tracking_uri``, else
-``$MLFLOW_TRACKING_URI``, else a local file store ``mlruns`` beside the run folder) and records the MLflow run id in
-RUN/tracking.json, so that artefacts logged after training and a bundle registered later point back to it.
+``$MLFLOW_TRACKING_URI``, else a local store in ``./mlruns``) and records the MLflow run id in RUN/tracking.json, so
+that artefacts logged after training and a bundle registered later point back to it.
+
+The local store is SQLite (``mlruns/mlflow.db``, artefacts in ``mlruns/artifacts``), not MLflow's plain file store:
+MLflow 3 keeps that store in maintenance mode and refuses it unless MLFLOW_ALLOW_FILE_STORE=true is set (a ``file:``
+URI still works with that variable). It needs no server; the same folder serves the model registry.
 """
 from __future__ import annotations
 
@@ -17,13 +21,14 @@ from ..errors import ConfigError
 TRACKING = "tracking.json"
 
 
-def tracking_uri(cfg, run_dir: Optional[Path]) -> str:
-    """The MLflow store a run logs to: the config's, the environment's, or ``file:`` RUN_PARENT/mlruns."""
-    uri = cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+def tracking_uri(given: Optional[str] = None) -> tuple[str, Optional[str]]:
+    """(MLflow store URI, artefact root for new experiments): the one given, $MLFLOW_TRACKING_URI, or ./mlruns."""
+    uri = given or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
-        return uri
-    base = Path(run_dir).resolve().parent if run_dir is not None else Path.cwd()
-    return (base / "mlruns").as_uri()
+        return uri, None
+    root = Path.cwd().resolve() / "mlruns"
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
 
 
 def make_logger(cfg, run_dir: Optional[Path]) -> Any:
@@ -38,8 +43,9 @@ def make_logger(cfg, run_dir: Optional[Path]) -> Any:
             return TensorBoardLogger(str(run_dir), name="tensorboard", version="", default_hp_metric=False)
         from lightning.pytorch.loggers import MLFlowLogger
 
+        uri, artifacts = tracking_uri(cfg.tracking_uri)
         logger = MLFlowLogger(experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME", "modalfuse"),
-                              run_name=run_dir.name, tracking_uri=tracking_uri(cfg, run_dir))
+                              run_name=run_dir.name, tracking_uri=uri, artifact_location=artifacts)
     except ModuleNotFoundError as err:
         extra = "tracking" if cfg.logger == "mlflow" else "tracking (tensorboard)"
         raise ConfigError(f"train.logger: {cfg.logger} needs {err.name}; pip install 'modalfuse[{extra}]'") from None
