@@ -69,6 +69,8 @@ class MultimodalModel:
         self.reports: dict[str, SkipReport] = {}
         self.history: dict[str, Any] = {}
         self.checked: dict[str, Features] = {}
+        #: extra Lightning callbacks for every fit (e.g. a sweep's per-epoch reporter)
+        self.callbacks: list[Any] = []
 
     @classmethod
     def from_config(cls, cfg: Config, modalities: Optional[list[ModalityConfig]] = None, target: Optional[str] = None) -> "MultimodalModel":
@@ -143,7 +145,7 @@ class MultimodalModel:
             if self.task == "regression" and len(train):
                 net.head.start_at(float(train.target.mean()))
             member_dir = run_path / f"member{i}" if run_path is not None and self.train_config.ensemble > 1 else run_path
-            histories.append(fit_net(net, train, valid, cfg, aux, member_dir))
+            histories.append(fit_net(net, train, valid, cfg, aux, member_dir, callbacks=self.callbacks))
             self.members.append(net)
         self.history = histories[0] if len(histories) == 1 else {"members": histories}
         if run_path is not None and is_rank_zero():  # under torchrun / srun only rank zero writes

@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=cmd_schema)
 
     from ..routing.cli import add_route_parser  # argparse only; the router loads on use
+    from .sweeps import add_tune_parser
+
+    add_tune_parser(sub)
 
     add_route_parser(sub)
     return p

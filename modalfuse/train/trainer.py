@@ -9,7 +9,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import lightning as L
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -86,6 +86,7 @@ def fit_net(
     cfg: TrainConfig,
     aux_weight: float,
     run_dir: Optional[Path] = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> dict:
     """Train ``net`` in place and load its best validation weights; returns a small summary."""
     logging.getLogger("lightning").setLevel(logging.WARNING)
@@ -99,10 +100,11 @@ def fit_net(
     module = MultimodalModule(net, cfg, aux_weight)
     has_val = val is not None and len(val) > 0
     best = BestWeights()
+    extra = list(callbacks)
     callbacks: list[L.Callback] = [best] if has_val else []
     if has_val and cfg.patience:
         callbacks.append(L.pytorch.callbacks.EarlyStopping("val_select", patience=cfg.patience, mode="min"))
-    callbacks.append(RankZeroSummary(best, cfg.threads))
+    callbacks += [RankZeroSummary(best, cfg.threads), *extra]
     if run_dir is not None:
         callbacks.append(EpochCSV(Path(run_dir) / "metrics.csv"))
     progress = show_progress(cfg.progress)
