@@ -268,6 +268,16 @@ class DataConfig(_Strict):
         return self
 
 
+class AutoConfig(_Strict):
+    """``preset: auto`` (modalfuse/auto.py): cross-validated choice over a small portfolio, linear baselines included."""
+
+    folds: int = Field(3, ge=2, le=20, description="Cross-validation folds on the training rows.")
+    budget_s: Optional[float] = Field(None, gt=0, description="Stop trying candidates after this many seconds (baselines always run).")
+    max_trials: Optional[int] = Field(None, gt=0, description="Try at most this many candidates (baselines first).")
+    seed: int = Field(0, description="Fold assignment seed.")
+    small_rows: int = Field(2000, gt=0, description="Below this many training rows the portfolio adds a smaller MLP.")
+
+
 class Config(_Strict):
     """A whole experiment: data, modalities, model and training."""
 
@@ -276,6 +286,8 @@ class Config(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     run_dir: str = "runs"
+    preset: Literal["none", "auto"] = Field("none", description="auto: choose the recipe by cross-validation over a portfolio (modalfuse/auto.py).")
+    auto: AutoConfig = Field(default_factory=AutoConfig)
     search: Optional[dict[str, Any]] = Field(None, description="Parameter spaces for `modalfuse tune` (modalfuse.tune.space); train ignores it.")
 
     @model_validator(mode="after")

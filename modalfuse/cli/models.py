@@ -67,6 +67,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..train.distributed import is_rank_zero
 
     cfg, model, train, val, test = _experiment(args)
+    auto_rows = None
+    if cfg.preset == "auto":  # every rank runs the same cross-validation, so that all agree on the recipe
+        from ..auto import select
+
+        model, auto_rows = select(model, train, cfg.auto, log=print if is_rank_zero() else lambda s: None)
     if not is_rank_zero():  # under torchrun / srun: the other ranks train on their share and write nothing
         model.fit(train, val)
         return 0
@@ -78,7 +83,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             resolved.modalities = model.modalities
             resolved.data.target = model.target
             write_config(resolved, run / "config.yaml")
-            # the test table is checked (columns, files, classes, targets) before training, not after it
+            if auto_rows is not None:
+                from ..auto import markdown
+
+                resolved.model, resolved.train, resolved.preset = model.model_config, model.train_config, "none"
+                write_config(resolved, run / "auto_choice.yaml")  # the chosen recipe, to train again without the search
+                (run / "auto.md").write_text(markdown(auto_rows, cfg.auto))            # the test table is checked (columns, files, classes, targets) before training, not after it
             checked = model.fit(train, val, run_dir=run, check={"test": test} if test is not None else None).checked
             stage = "saving the model"
             model.save(run / "model")
