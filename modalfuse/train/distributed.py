@@ -60,7 +60,7 @@ def strategy_settings(cfg) -> dict:
     if started_by is None and several:
         if strategy == "auto":
             strategy = "ddp_spawn"
-        elif strategy in ("ddp", "fsdp") and cfg.accelerator == "cpu":
+        elif strategy in ("ddp", "fsdp"):
             raise ConfigError(f"train.strategy: {strategy} without a launcher starts a copy of the whole calling script per process; "
                               "launch it with torchrun or srun (see docs/distributed.md), or use strategy: ddp_spawn")
     if strategy == "ddp_spawn" and started_by is not None:
