@@ -105,7 +105,8 @@ def _tune_config(search: SearchConfig, raw: dict[str, Any]):
 
         algo = BasicVariantGenerator(random_state=search.seed, max_concurrent=concurrent)
     return tune.TuneConfig(metric=search.metric, mode=search.mode, num_samples=1 if search.algorithm == "grid" else search.num_samples,
-                           scheduler=scheduler, search_alg=algo, trial_dirname_creator=trial_folder)
+                           scheduler=scheduler, search_alg=algo, trial_dirname_creator=trial_folder,
+                           reuse_actors=True)  # trial workers keep torch, Lightning and the data loaded
 
 
 def trial_folder(trial) -> str:
