@@ -1,6 +1,7 @@
 """Tracking and lineage (issue 17): MLflow / TensorBoard loggers, export → register → serve models:/NAME/1 → audit log."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -53,8 +54,7 @@ def test_export_register_serve_audit(tmp_path, capsys, monkeypatch, one_torch_th
     assert info["tracking_uri"] == store
     client = MlflowClient(tracking_uri=store)
     trained = client.get_run(info["run_id"])
-    assert {m.step for m in client.get_metric_history(info["run_id"], "val_loss")} == {0, 1, 2} or \
-        len(client.get_metric_history(info["run_id"], "val_loss")) == 3  # per epoch
+    assert len(client.get_metric_history(info["run_id"], "val_loss")) == 3  # one value per epoch
     assert trained.data.params["train.max_epochs"] == "3" and "test_accuracy" in trained.data.metrics
     assert {a.path for a in client.list_artifacts(info["run_id"])} >= {"config.yaml", "metrics.csv", "model"}
 
@@ -66,10 +66,10 @@ def test_export_register_serve_audit(tmp_path, capsys, monkeypatch, one_torch_th
     version = client.get_model_version("digits", "1")
     # the card and the registry agree on the data checksums; lineage: config hash, parent run, versions
     assert json.loads(version.tags["modalfuse.data_sha256"]) == card["data"]["sha256"]
-    assert card["data"]["sha256"][str(csv)] == __import__("hashlib").sha256(csv.read_bytes()).hexdigest()
+    assert card["data"]["sha256"][str(csv)] == hashlib.sha256(csv.read_bytes()).hexdigest()
     lineage = json.loads(version.tags["modalfuse.lineage"])
     assert lineage["parent_run"]["run_id"] == info["run_id"] == card["lineage"]["parent_run"]["run_id"]
-    assert lineage["config_sha256"] == __import__("hashlib").sha256((run / "config.yaml").read_bytes()).hexdigest()
+    assert lineage["config_sha256"] == hashlib.sha256((run / "config.yaml").read_bytes()).hexdigest()
     assert lineage["versions"]["torch"] and client.get_run(version.run_id).data.tags["mlflow.parentRunId"] == info["run_id"]
 
     with socket.socket() as s:
@@ -104,5 +104,5 @@ def test_export_register_serve_audit(tmp_path, capsys, monkeypatch, one_torch_th
     predicts = [x for x in lines if x["path"] == "/predict"]
     assert [x["status"] for x in predicts] == [200, 401]
     assert all(x["model"] == "models:/digits/1" and x["latency_ms"] >= 0 and x["time"] for x in lines)
-    assert predicts[0]["key_id"] == __import__("hashlib").sha256(b"s3cret-token").hexdigest()[:12] and predicts[1]["key_id"] == "-"
+    assert predicts[0]["key_id"] == hashlib.sha256(b"s3cret-token").hexdigest()[:12] and predicts[1]["key_id"] == "-"
     assert "s3cret" not in audit.read_text() and "payload" not in audit.read_text()  # no secrets, no bodies

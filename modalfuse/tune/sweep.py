@@ -73,7 +73,7 @@ def run_sweep(config: str | Path, output: str | Path, data_dir: Optional[str] = 
         resumed = False
     grid = tuner.fit()
     wall = time.perf_counter() - start
-    return write_results(grid, search, raw, output, wall, resumed)
+    return write_results(grid, search, raw, output, wall, resumed, data_dir)
 
 
 def _tune_config(search: SearchConfig, raw: dict[str, Any]):
@@ -114,7 +114,15 @@ def trial_folder(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def write_results(grid, search: SearchConfig, raw: dict[str, Any], output: Path, wall: float, resumed: bool) -> dict[str, Any]:
+def _dataset_modalities(raw: dict[str, Any], data_dir: Optional[str]) -> list[dict]:
+    from ..datasets import load_dataset
+
+    ds = load_dataset(raw["data"]["dataset"], data_dir=data_dir or raw["data"].get("data_dir"))
+    return [m.model_dump(mode="json") for m in ds.modalities]
+
+
+def write_results(grid, search: SearchConfig, raw: dict[str, Any], output: Path, wall: float, resumed: bool,
+                  data_dir: Optional[str] = None) -> dict[str, Any]:
     """results.csv / results.md (one row per trial: parameters, best and last metric, epochs, seconds), tune.png, best.yaml."""
     import pandas as pd
 
@@ -141,9 +149,10 @@ def write_results(grid, search: SearchConfig, raw: dict[str, Any], output: Path,
     done = done.sort_values(key, ascending=search.mode == "min")
     (output / "results.md").write_text(_markdown(done, search, wall, resumed))
     best_params = {k: _plain(done.iloc[0][k]) for k in search.space}
-    best_raw, _ = apply_params({k: v for k, v in raw.items() if k != "search"}, {k: v for k, v in best_params.items() if not k.startswith("modalities.")})
-    if any(k.startswith("modalities.") for k in best_params):
-        best_raw["search_result_modalities"] = {k: v for k, v in best_params.items() if k.startswith("modalities.")}
+    base = {k: v for k, v in raw.items() if k != "search"}
+    if any(k.startswith("modalities.") for k in best_params) and not base.get("modalities"):
+        base["modalities"] = _dataset_modalities(base, data_dir)  # written out, so that the chosen encoders are in the file
+    best_raw, _ = apply_params(base, best_params)
     (output / "best.yaml").write_text(f"# best trial of {len(table)} by {key} ({search.mode}); from modalfuse tune\n"
                                       + yaml.safe_dump(best_raw, sort_keys=False))
     _plot(done, search, output / "tune.png")
