@@ -2,7 +2,7 @@
 
 The portfolio always holds linear baselines (identity encoders on the vector modalities + a linear softmax, i.e.
 multinomial logistic regression, and a linear margin head, i.e. a linear SVM, both on the standardised features the
-vector preprocessor produces), the configured recipe (concat fusion by default), late fusion, and for small data
+vector preprocessor produces, trained to convergence: at least 100 epochs), the configured recipe (concat fusion by default), late fusion, and for small data
 (under 2,000 training rows) a narrower, more regularised concat MLP. Every candidate is trained on k-1 folds and
 scored on the held-out fold (stratified for classification): accuracy over all out-of-fold predictions (ties: mean
 log loss), or the out-of-fold RMSE for regression. The test split is never read. The winner is then trained on all
@@ -34,7 +34,10 @@ def _linear(head: str) -> Callable[[Any, int, AutoConfig], Optional[dict[str, An
         cfg = {"fusion": {"name": "concat", "dim": 16}, "head_hidden": 0, "dropout": 0.0}
         if head == "margin":
             cfg.update(head="margin", margin_l2=1.0 / max(1, n))  # a linear SVM with C = 1
-        return {"modalities": mods, "model": cfg, "train": {"lr": max(model.train_config.lr, 3e-3)}}
+        # a convex model with few parameters: train it to convergence (at least 100 epochs, lr 1e-2 under the cosine decay)
+        train = model.train_config
+        return {"modalities": mods, "model": cfg, "train": {"lr": max(train.lr, 1e-2), "max_epochs": max(train.max_epochs, 100),
+                                                             "warmup_epochs": 0, "modality_dropout": 0.0}}
     return make
 
 

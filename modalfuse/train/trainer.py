@@ -126,7 +126,7 @@ def fit_net(
             default_root_dir=str(run_dir) if run_dir else None,
         )
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as err:
-        raise ConfigError(f"train.accelerator / devices / strategy: {cfg.accelerator!r} with devices {cfg.devices!r} and strategy {cfg.strategy!r} cannot be used here "
+        raise ConfigError(f"train.accelerator / train.devices / train.strategy: {cfg.accelerator!r} with devices {cfg.devices!r} and strategy {cfg.strategy!r} cannot be used here "
                           f"({str(err).splitlines()[0][:200]}); expected e.g. accelerator: cpu, devices: 1") from None
     start = time.perf_counter()
     with spawn_sharing(trainer):
