@@ -34,10 +34,7 @@ def _linear(head: str) -> Callable[[Any, int, AutoConfig], Optional[dict[str, An
         cfg = {"fusion": {"name": "concat", "dim": 16}, "head_hidden": 0, "dropout": 0.0}
         if head == "margin":
             cfg.update(head="margin", margin_l2=1.0 / max(1, n))  # a linear SVM with C = 1
-        # a convex model with few parameters: train it to convergence (at least 100 epochs, lr 1e-2 under the cosine decay)
-        train = model.train_config
-        return {"modalities": mods, "model": cfg, "train": {"lr": max(train.lr, 1e-2), "max_epochs": max(train.max_epochs, 100),
-                                                             "warmup_epochs": 0, "modality_dropout": 0.0}}
+        return {"modalities": mods, "model": cfg, "train": {"lr": max(model.train_config.lr, 3e-3)}}
     return make
 
 
