@@ -2,8 +2,8 @@
 
 The portfolio always holds linear baselines (identity encoders on the vector modalities + a linear softmax, i.e.
 multinomial logistic regression, and a linear margin head, i.e. a linear SVM, both on the standardised features the
-vector preprocessor produces, trained to convergence: at least 100 epochs), the configured recipe (concat fusion by default), late fusion, and for small data
-(under 2,000 training rows) a narrower, more regularised concat MLP. Every candidate is trained on k-1 folds and
+vector preprocessor produces; the configured epochs, learning rate at least 3e-3), the configured recipe (concat
+fusion by default), late fusion, and for small data (under 2,000 training rows) a narrower, more regularised concat MLP. Every candidate is trained on k-1 folds and
 scored on the held-out fold (stratified for classification): accuracy over all out-of-fold predictions (ties: mean
 log loss), or the out-of-fold RMSE for regression. The test split is never read. The winner is then trained on all
 training rows as usual. Budget: ``auto.budget_s`` seconds or ``auto.max_trials`` candidates, linear baselines first.
