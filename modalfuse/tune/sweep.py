@@ -164,8 +164,9 @@ def write_results(grid, search: SearchConfig, raw: dict[str, Any], output: Path,
 
 
 def _saved_statuses(folder: Path) -> dict[str, str]:
-    """{trial id: status} from the newest experiment_state-*.json Ray wrote in ``folder``."""
-    states = sorted(folder.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    """{trial id: status} from the newest experiment_state-*.json Ray wrote in ``folder``: by the session time in the
+    name, not the file time (a resumed run rewrites its predecessor's file too, last)."""
+    states = sorted(folder.glob("experiment_state-*.json"))
     if not states:
         return {}
     out = {}
