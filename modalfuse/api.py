@@ -26,6 +26,7 @@ from .fusion import FUSIONS
 from .model import MultimodalNet
 from .train import fit_net
 from .train.checkpoint import latest_checkpoint
+from .train.distributed import is_rank_zero
 
 
 class MultimodalModel:
@@ -69,6 +70,8 @@ class MultimodalModel:
         self.reports: dict[str, SkipReport] = {}
         self.history: dict[str, Any] = {}
         self.checked: dict[str, Features] = {}
+        #: extra Lightning callbacks for every fit (e.g. a sweep's per-epoch reporter)
+        self.callbacks: list[Any] = []
 
     @classmethod
     def from_config(cls, cfg: Config, modalities: Optional[list[ModalityConfig]] = None, target: Optional[str] = None) -> "MultimodalModel":
@@ -149,10 +152,10 @@ class MultimodalModel:
                 net.head.start_at(float(train.target.mean()))
             member_dir = run_path / f"member{i}" if run_path is not None and self.train_config.ensemble > 1 else run_path
             start_from = latest_checkpoint(member_dir) if resume and member_dir is not None else None
-            histories.append(fit_net(net, train, valid, cfg, aux, member_dir, resume=start_from))
+            histories.append(fit_net(net, train, valid, cfg, aux, member_dir, resume=start_from, callbacks=self.callbacks))
             self.members.append(net)
         self.history = histories[0] if len(histories) == 1 else {"members": histories}
-        if run_path is not None:
+        if run_path is not None and is_rank_zero():  # under torchrun / srun only rank zero writes
             for name, report in self.reports.items():
                 report.write(run_path, name)
         return self
@@ -327,8 +330,12 @@ class MultimodalModel:
         )
 
     def save(self, folder: str | Path) -> Path:
-        """safetensors weights + JSON spec, preprocessor state and metadata, with a SHA-256 manifest; no pickles."""
+        """safetensors weights + JSON spec, preprocessor state and metadata, with a SHA-256 manifest; no pickles.
+
+        Under torchrun / srun only rank zero writes (the ranks hold the same weights); the others return the path."""
         self._require_fitted()
+        if not is_rank_zero():
+            return Path(folder)
         tensors = {
             (f"member{i}." if len(self.members) > 1 else "") + k: v
             for i, member in enumerate(self.members) for k, v in member.state_dict().items()

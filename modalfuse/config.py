@@ -193,7 +193,7 @@ class TrainConfig(_Strict):
     progress: bool = True
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice); 1 suits small models on busy machines.")
     accelerator: str = "cpu"
-    devices: Union[int, str] = 1
+    devices: Union[int, str] = Field(1, description="Processes (CPU) or accelerators per node; under torchrun, 1 takes the launcher's count.")
     precision: Literal["32", "bf16-mixed", "16-mixed"] = Field(
         "32", description="Floating-point precision: 32, bf16-mixed (CPU or GPU), 16-mixed (CUDA GPUs only).")
     compile: Union[bool, Literal["inductor", "aot_eager", "eager"]] = Field(
@@ -201,6 +201,14 @@ class TrainConfig(_Strict):
     workers: int = Field(0, ge=0, description="DataLoader worker processes for batching (0: in the training process).")
     checkpoint: bool = Field(True, description="Write a resumable checkpoint to RUN/checkpoints at each epoch end (with a run folder).")
     checkpoint_every_steps: Optional[int] = Field(None, gt=0, description="Also write a checkpoint every N optimizer steps.")
+    strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = Field(
+        "auto", description="Lightning strategy for several devices or nodes (docs/distributed.md); auto: ddp_spawn without a launcher, ddp under torchrun/srun.",
+    )
+    num_nodes: int = Field(1, gt=0, description="Machines taking part (each starts train.devices processes; torchrun/srun launch them).")
+    logger: Literal["csv", "tensorboard", "mlflow"] = Field(
+        "csv", description="Per-epoch tracking besides metrics.csv: csv (only that), tensorboard (RUN/tensorboard), mlflow (tracking_uri).",
+    )
+    tracking_uri: Optional[str] = Field(None, description="MLflow tracking URI; unset: $MLFLOW_TRACKING_URI, else a local SQLite store in ./mlruns.")
 
     @model_validator(mode="before")
     @classmethod
@@ -275,6 +283,16 @@ class DataConfig(_Strict):
         return self
 
 
+class AutoConfig(_Strict):
+    """``preset: auto`` (modalfuse/auto.py): cross-validated choice over a small portfolio, linear baselines included."""
+
+    folds: int = Field(3, ge=2, le=20, description="Cross-validation folds on the training rows.")
+    budget_s: Optional[float] = Field(None, gt=0, description="Stop trying candidates after this many seconds (baselines always run).")
+    max_trials: Optional[int] = Field(None, gt=0, description="Try at most this many candidates (baselines first).")
+    seed: int = Field(0, description="Fold assignment seed.")
+    small_rows: int = Field(2000, gt=0, description="Below this many training rows the portfolio adds a smaller MLP.")
+
+
 class Config(_Strict):
     """A whole experiment: data, modalities, model and training."""
 
@@ -283,6 +301,9 @@ class Config(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     run_dir: str = "runs"
+    preset: Literal["none", "auto"] = Field("none", description="auto: choose the recipe by cross-validation over a portfolio (modalfuse/auto.py).")
+    auto: AutoConfig = Field(default_factory=AutoConfig)
+    search: Optional[dict[str, Any]] = Field(None, description="Parameter spaces for `modalfuse tune` (modalfuse.tune.space); train ignores it.")
 
     @model_validator(mode="after")
     def _unique(self) -> "Config":

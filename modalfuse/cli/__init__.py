@@ -83,10 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir")
     e.add_argument("--data-file", action="append", help="a training data file whose SHA-256 goes in the card (repeatable)")
     e.add_argument("--onnx", action="store_true", help="also export model.onnx (checked against PyTorch with onnxruntime)")
+    e.add_argument("--register", metavar="NAME", help="also add the bundle to the MLflow model registry as a new version of NAME")
+    e.add_argument("--tracking-uri", help="MLflow store for --register (default $MLFLOW_TRACKING_URI, else ./mlruns)")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("serve", help="serve a bundle over HTTP (FastAPI + uvicorn; needs the serve extra)")
-    v.add_argument("bundle", help="bundle folder or .tar.gz")
+    v.add_argument("bundle", help="bundle folder or .tar.gz, or models:/NAME/VERSION from the MLflow registry")
+    v.add_argument("--tracking-uri", help="MLflow store holding models:/ (default $MLFLOW_TRACKING_URI, else ./mlruns)")
+    v.add_argument("--audit-log", help="append one JSON line per request (time, key id, model, status, latency) to this file")
+    v.add_argument("--audit-payloads", action="store_true", help="also put request bodies in the audit log (off: never)")
     v.add_argument("--host", default="127.0.0.1")
     v.add_argument("--port", type=port, default=8000)
     v.add_argument("--max-batch", type=positive, default=64, help="records per forward pass; 1 turns micro-batching off")
@@ -175,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=cmd_schema)
 
     from ..routing.cli import add_route_parser  # argparse only; the router loads on use
+    from .sweeps import add_tune_parser
+
+    add_tune_parser(sub)
 
     add_route_parser(sub)
     return p

@@ -64,7 +64,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..api import write_config
     from .interrupt import Interrupted, interruptible
 
+    from ..train.distributed import is_rank_zero
+
     cfg, model, train, val, test = _experiment(args)
+    auto_rows = None
+    if cfg.preset == "auto":  # every rank runs the same cross-validation, so that all agree on the recipe
+        from ..auto import select
+
+        model, auto_rows = select(model, train, cfg.auto, log=print if is_rank_zero() else lambda s: None)
+    if not is_rank_zero():  # under torchrun / srun: the other ranks train on their share and write nothing
+        model.fit(train, val)
+        return 0
     resolved = cfg.model_copy(deep=True)
     resolved.modalities = model.modalities
     resolved.data.target = model.target
@@ -79,6 +89,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         with interruptible():
             write_config(resolved, run / "config.yaml")
             stage = "preparing the data or training"
+            if auto_rows is not None:
+                from ..auto import markdown
+
+                resolved.model, resolved.train, resolved.preset = model.model_config, model.train_config, "none"
+                write_config(resolved, run / "auto_choice.yaml")  # the chosen recipe, to train again without the search
+                (run / "auto.md").write_text(markdown(auto_rows, cfg.auto))
             # the test table is checked (columns, files, classes, targets) before training, not after it
             checked = model.fit(train, val, run_dir=run, check={"test": test} if test is not None else None,
                                 resume=run if args.resume else None).checked
@@ -90,6 +106,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 summary["test"] = model.evaluate(checked.get("test", test))
                 (model.reports.get("evaluate") or model.reports["test"]).write(run, "test")
             (run / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            if cfg.train.logger == "mlflow":  # config, summary, metrics and the model as artefacts of the MLflow run
+                from ..tracking.loggers import log_run_artifacts
+
+                log_run_artifacts(run)
     except Interrupted as stop:
         from .resume import how_to_resume
 
@@ -222,6 +242,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     eval_data = _table(args.eval, args.data_dir, "test") if args.eval else None
     path = export_bundle(args.source, args.bundle, eval_data=eval_data, eval_name=args.eval, data_files=args.data_file, onnx=args.onnx)
     print(f"bundle written to {path}")
+    if args.register:
+        from ..tracking.registry import register_bundle
+
+        done = register_bundle(path, args.register, args.tracking_uri)
+        parent = f", child of run {done['parent_run']}" if done["parent_run"] else ""
+        print(f"registered models:/{done['name']}/{done['version']} in {done['tracking_uri']} (run {done['run_id']}{parent})")
     return 0
 
 
@@ -240,12 +266,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise ModalfuseError(f"--api-key-file: cannot read {args.api_key_file} ({err})") from None
         if not key:
             raise ModalfuseError(f"--api-key-file: {args.api_key_file} is empty")
+    source, model_id = args.bundle, str(args.bundle)
+    if str(args.bundle).startswith("models:/"):
+        from ..tracking.registry import resolve_models_uri
+
+        source, info = resolve_models_uri(args.bundle, args.tracking_uri)
+        model_id = f"models:/{info['name']}/{info['version']}"
+    audit = None
+    if args.audit_log:
+        from ..serve.audit import AuditLog
+
+        audit = AuditLog(args.audit_log, model_id, payloads=args.audit_payloads)
     settings = ServeSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, timeout_s=args.timeout_s,
                              max_body_mb=args.max_body_mb, api_key=key, threads=args.threads, max_records=args.max_records,
                              max_decoded_mb=args.max_decoded_mb, read_timeout_s=args.read_timeout_s,
-                             max_connections=args.max_connections)
-    print(f"serving {args.bundle} on http://{args.host}:{args.port} (max batch {args.max_batch}, max wait {args.max_wait_ms} ms)", flush=True)
-    serve(args.bundle, args.host, args.port, settings, log_level=args.log_level)
+                             max_connections=args.max_connections, audit=audit)
+    print(f"serving {model_id} on http://{args.host}:{args.port} (max batch {args.max_batch}, max wait {args.max_wait_ms} ms)", flush=True)
+    serve(source, args.host, args.port, settings, log_level=args.log_level)
     return 0
 
 

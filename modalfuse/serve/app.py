@@ -30,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from .audit import AuditMiddleware
 from ..errors import RequestError
 from . import openapi
 from .batcher import MicroBatcher, run_chunked
@@ -311,6 +312,8 @@ def create_app(source: Any, settings: Optional[ServeSettings] = None, card: Opti
 
     openapi.install(app, engine, settings)
     app.add_middleware(GuardMiddleware, limit_bytes=settings.max_body_bytes, metrics=metrics)
+    if settings.audit is not None:  # outermost: 413s from the guard are audited too
+        app.add_middleware(AuditMiddleware, log=settings.audit)
     return app
 
 

@@ -23,6 +23,7 @@ import yaml
 from .. import __version__
 from ..core.storage import MANIFEST, ModelFolderError, check_written_by, sha256_file, verify_manifest, write_manifest
 from ..errors import ModalfuseError
+from ..tracking.lineage import lineage_of
 
 CARD = "card.json"
 #: the card format this version writes and reads; a bundle claiming a later one is refused
@@ -148,6 +149,7 @@ def export_bundle(
             "training": {"config": model.train_config.model_dump(mode="json"), "temperature": model.temperature},
             "versions": _versions(),
             "data": _data_description(run, data_files),
+            "lineage": lineage_of(run),
         }
         if run is not None and (run / "summary.json").exists():
             summary = json.loads((run / "summary.json").read_text())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Optional
+from typing import Any, Optional
 
 from ..errors import ConfigError
 
@@ -35,6 +35,8 @@ class ServeSettings:
     max_connections: int = 256
     #: worker threads that decode large images and audio
     decode_threads: int = 1
+    #: one line per request (time, key id, model version, status, latency): an ``audit.AuditLog``, or None
+    audit: Optional[Any] = None
 
     def __post_init__(self) -> None:
         positive = {"max_batch", "timeout_s", "max_body_mb", "max_records", "max_decoded_mb", "read_timeout_s",

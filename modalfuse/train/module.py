@@ -104,18 +104,19 @@ class MultimodalModule(L.LightningModule):
             batch = batch.with_masks(drop_modalities(batch.masks, self.cfg.modality_dropout))
         self.coefficients = {}
         loss, _ = self.loss(batch, draw_mix(batch.masks, self.cfg.mixup.alpha) if self.mixing() else None)
-        # the epoch's mean loss is logged once, on its last batch: Lightning's self.log costs ~0.5 ms a call
+        # the epoch's mean loss is logged once, on its last batch: Lightning's self.log costs ~0.5 ms a call;
+        # sync_dist reduces epoch values across ranks (sums of value x rows over sums of rows) and is free in one process
         self.epoch_loss.append(loss.detach() * len(batch))
         self.epoch_rows += len(batch)
         if self._trainer is not None and batch_idx + 1 >= self.trainer.num_training_batches:
-            self.log("train_loss", torch.stack(self.epoch_loss).sum() / self.epoch_rows, on_step=False, on_epoch=True, batch_size=self.epoch_rows)
+            self.log("train_loss", torch.stack(self.epoch_loss).sum() / self.epoch_rows, on_step=False, on_epoch=True, batch_size=self.epoch_rows, sync_dist=True)
         for m, k in self.coefficients.items():
-            self.log(f"modulation_{m}", k, on_step=False, on_epoch=True, batch_size=len(batch))
+            self.log(f"modulation_{m}", k, on_step=False, on_epoch=True, batch_size=len(batch), sync_dist=True)
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         loss, out = self.loss(batch)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
         # best epoch and early stopping use a loss comparable across epochs: heads with an annealed penalty drop it
         varying = [m for m in self.net.modules() if getattr(m, "loss_varies", False)]
         if varying:
@@ -128,10 +129,10 @@ class MultimodalModule(L.LightningModule):
                     head.comparable = False
         else:
             select = loss
-        self.log("val_select", select, on_step=False, on_epoch=True, batch_size=len(batch))
+        self.log("val_select", select, on_step=False, on_epoch=True, batch_size=len(batch), sync_dist=True)
         if self.net.head.task == "classification":
             acc = (self.net.head.predict(out) == batch.target).float().mean()
-            self.log("val_accuracy", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+            self.log("val_accuracy", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """The epoch's running training loss, so that a run resumed mid-epoch logs the same mean."""

@@ -9,7 +9,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import lightning as L
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -21,6 +21,8 @@ from ..errors import ConfigError
 from ..data.dataset import Features
 from ..model import MultimodalNet
 from .checkpoint import SafetensorsCheckpointIO
+from ..tracking.loggers import make_logger
+from .distributed import RankZeroSummary, is_rank_zero, rank_loader, spawn_sharing, strategy_settings
 from .module import MultimodalModule
 from .resume import Checkpointer, ResumableSampler
 from .threads import training_threads
@@ -73,6 +75,8 @@ class EpochCSV(L.Callback):
         self.rows: list[dict] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
         row = {"epoch": trainer.current_epoch, "seconds": round(time.perf_counter() - self.start, 3), "lr": trainer.optimizers[0].param_groups[0]["lr"]}
         row.update({k: round(float(v), 6) for k, v in sorted(trainer.callback_metrics.items())})
         self.rows.append(row)
@@ -98,6 +102,7 @@ def fit_net(
     aux_weight: float,
     run_dir: Optional[Path] = None,
     resume: Optional[Path] = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> dict:
     """Train ``net`` in place and load its best validation weights; returns a small summary.
 
@@ -114,16 +119,26 @@ def fit_net(
     if cfg.compile:
         net.compile(**({} if cfg.compile is True else {"backend": cfg.compile}))
     module = MultimodalModule(net, cfg, aux_weight)
-    loader = batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed, workers=cfg.workers)
     has_val = val is not None and len(val) > 0
+    settings = strategy_settings(cfg)
+    distributed = settings["num_nodes"] > 1 or str(settings["devices"]) not in ("1", "auto")
+    if distributed:  # every rank takes its slice of each global batch (distributed.py)
+        loader = rank_loader(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
+        val_loader = rank_loader(val, cfg.batch_size, shuffle=False) if has_val else None
+    else:
+        loader = batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed, workers=cfg.workers)
+        val_loader = batches(val, cfg.batch_size, shuffle=False, workers=cfg.workers) if has_val else None
     best = BestWeights()
+    extra = list(callbacks)
     callbacks: list[L.Callback] = [best] if has_val else []
     if has_val and cfg.patience:
         callbacks.append(L.pytorch.callbacks.EarlyStopping("val_select", patience=cfg.patience, mode="min"))
+    callbacks += [RankZeroSummary(best, cfg.threads), *extra]
     if run_dir is not None:
         callbacks.append(EpochCSV(Path(run_dir) / "metrics.csv"))
+    # checkpoints (exact resume) are written by single-process runs; several processes train without them for now
     saver = Checkpointer(Path(run_dir), loader.sampler.sampler, cfg.batch_size, cfg.checkpoint_every_steps, adopt_threads=not cfg.threads) \
-        if run_dir is not None and cfg.checkpoint else None
+        if run_dir is not None and cfg.checkpoint and not distributed else None
     callbacks += [saver] if saver else []
     progress = show_progress(cfg.progress)
     if progress:  # tqdm writes to stderr; Lightning's default rich bar would write to stdout
@@ -132,11 +147,12 @@ def fit_net(
         trainer = L.Trainer(
             max_epochs=cfg.max_epochs,
             accelerator=cfg.accelerator,
-            devices=cfg.devices,
-            logger=False,
+            **settings,
+            logger=make_logger(cfg, run_dir) if run_dir is not None and is_rank_zero() else False,
             enable_checkpointing=saver is not None,
             plugins=[SafetensorsCheckpointIO()] if saver else None,
             precision=cfg.precision,
+            use_distributed_sampler=False,  # rank_loader shards each global batch itself
             enable_progress_bar=progress,
             enable_model_summary=False,
             callbacks=callbacks,
@@ -144,17 +160,18 @@ def fit_net(
             default_root_dir=str(run_dir) if run_dir else None,
         )
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as err:
-        raise ConfigError(f"train.accelerator / train.devices: {cfg.accelerator!r} with devices {cfg.devices!r} cannot be used here "
+        raise ConfigError(f"train.accelerator / train.devices / train.strategy: {cfg.accelerator!r} with devices {cfg.devices!r} and strategy {cfg.strategy!r} cannot be used here "
                           f"({str(err).splitlines()[0][:200]}); expected e.g. accelerator: cpu, devices: 1") from None
     start = time.perf_counter()
-    with training_threads(cfg.threads):
-        trainer.fit(module, loader, batches(val, cfg.batch_size, shuffle=False, workers=cfg.workers) if has_val else None,
-                    ckpt_path=str(resume) if resume else None)
+    with training_threads(cfg.threads), spawn_sharing(trainer):
+        trainer.fit(module, loader, val_loader, ckpt_path=str(resume) if resume else None)
+    ran = RankZeroSummary.recover(trainer, best)  # after ddp_spawn: the workers' best epoch; weights came back
+    ran = trainer.current_epoch if ran is None else ran
     if best.state is not None:
         net.load_state_dict(best.state)
     return {
-        "epochs": trainer.current_epoch,
-        "best_epoch": best.epoch if has_val else trainer.current_epoch - 1,
+        "epochs": ran,
+        "best_epoch": best.epoch if has_val else ran - 1,
         "best_val_loss": best.best if has_val else None,
         "seconds": round(time.perf_counter() - start, 2),
         **({"checkpoint_seconds": round(saver.seconds, 3), "resumed_from": str(resume) if resume else None} if saver else {}),

@@ -1,0 +1,105 @@
+"""Data-parallel scaling on CPU: spoken-digit CNNs, 1 process x 1 thread against 2 processes x 1 thread (ddp_spawn, gloo).
+
+Same global batch (64), seed and recipe as bench/spoken_digits.py (concat fusion), patience off so that every run
+takes the same epochs. Throughput is training rows per second over epochs 1..E-1 (epoch 0 holds process start-up and
+warm-up), read from each run's metrics.csv (epoch end times written by rank zero; validation included). Runs alternate
+1, 2, 1, 2, ... so that a change in the machine's load hits both sides; the load average is recorded around each run.
+
+    .venv/bin/python bench/distributed_scaling.py                # 2 repeats, 4 epochs; writes docs/results/distributed_scaling.md
+    .venv/bin/python bench/distributed_scaling.py --quick        # 1 repeat, 3 epochs, prints only
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS_DIR, command_line, default_data_dir, machine_info, publish, with_encoder  # noqa: E402
+from spoken_digits import RECIPE  # noqa: E402
+
+
+def fit(ds, processes: int, epochs: int, seed: int) -> dict:
+    import pandas as pd
+
+    from modalfuse.api import MultimodalModel
+
+    mods = [with_encoder(m, RECIPE[f"{m.name}_encoder"]["dim"], RECIPE[f"{m.name}_encoder"]["options"]) for m in ds.modalities]
+    model = MultimodalModel(
+        mods, ds.target,
+        {"fusion": {"name": "concat", "dim": RECIPE["fusion_dim"]}, "head_hidden": RECIPE["head_hidden"], "dropout": RECIPE["dropout"]},
+        {"max_epochs": epochs, "batch_size": RECIPE["batch_size"], "lr": RECIPE["lr"], "weight_decay": RECIPE["weight_decay"],
+         "patience": 0, "val_fraction": RECIPE["val_fraction"], "seed": seed, "progress": False, "threads": 1,
+         "devices": processes, "strategy": "auto"},
+        task="classification",
+    )
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as run:
+        start = time.perf_counter()
+        model.fit(ds.train, run_dir=run)
+        wall = time.perf_counter() - start
+        rows = pd.read_csv(Path(run) / "metrics.csv")
+    n_train = model.reports["train"].rows_used
+    if len(rows) < 2:
+        return {}
+    seconds = float(rows["seconds"].iloc[-1] - rows["seconds"].iloc[0])
+    accuracy = model.evaluate(ds.test)["accuracy"]
+    return {"processes": processes, "samples_per_s": n_train * (len(rows) - 1) / seconds, "epoch_s": seconds / (len(rows) - 1),
+            "wall_s": wall, "accuracy": accuracy, "load": (load_before, os.getloadavg()[0]), "n_train": n_train}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=default_data_dir())
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", default=str(RESULTS_DIR / "distributed_scaling.md"))
+    args = p.parse_args()
+    if args.quick:
+        args.repeats, args.epochs, args.out = 1, 3, None
+    import torch
+
+    torch.set_num_threads(1)
+    from modalfuse.datasets import load_dataset
+
+    ds = load_dataset("spoken_digits", data_dir=args.data_dir, download=False, seed=RECIPE["dataset pairing seed"])
+    fit(ds, 1, 1, 0)  # decode and cache the audio once, outside the timings
+    results = []
+    for r in range(args.repeats):
+        for processes in (1, 2):
+            results.append(fit(ds, processes, args.epochs, seed=r))
+            print(f"repeat {r}: {processes} process(es): {results[-1]['samples_per_s']:.1f} samples/s, "
+                  f"load {results[-1]['load'][0]:.2f} -> {results[-1]['load'][1]:.2f}", file=sys.stderr, flush=True)
+    by = {k: [x for x in results if x["processes"] == k] for k in (1, 2)}
+    speed = {k: statistics.mean(x["samples_per_s"] for x in v) for k, v in by.items()}
+    ratios = [b["samples_per_s"] / a["samples_per_s"] for a, b in zip(by[1], by[2])]
+    info = machine_info(1)
+    lines = [
+        "# Data-parallel scaling on CPU (spoken-digit CNNs)", "",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Command: `{command_line()}`.",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ".",
+        f"Recipe of bench/spoken_digits.py, concat fusion, global batch {RECIPE['batch_size']}, {args.epochs} epochs, "
+        f"patience off; {by[1][0]['n_train']} training rows; seeds 0..{args.repeats - 1} (one per repeat, both sides).",
+        "Throughput: training rows per second over epochs 1..E-1 (validation included; epoch 0 excluded as start-up).",
+        "2 processes: `train.devices: 2` (ddp_spawn, gloo), each with 1 torch thread; each takes half of every global batch.",
+        "The machine is shared with other sessions: the load average (1 min) before and after each run is listed; "
+        "a ratio below 2 measures the contention as much as the method. Rerun it on a quiet machine.", "",
+        "| repeat | processes | samples/s | s/epoch | wall s (with start-up) | test accuracy | load before → after |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, x in enumerate(results):
+        lines.append(f"| {i // 2} | {x['processes']} | {x['samples_per_s']:.1f} | {x['epoch_s']:.2f} | {x['wall_s']:.1f} | "
+                     f"{100 * x['accuracy']:.2f} % | {x['load'][0]:.2f} → {x['load'][1]:.2f} |")
+    lines += ["", f"**Samples/s ratio, 2 processes / 1 process: {speed[2] / speed[1]:.2f}** "
+              f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)}; target ≥ 1.6)."]
+    publish(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()

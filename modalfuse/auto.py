@@ -1,0 +1,150 @@
+"""``preset: auto``: choose the recipe by k-fold cross-validation on the training rows over a small portfolio.
+
+The portfolio always holds linear baselines (identity encoders on the vector modalities + a linear softmax, i.e.
+multinomial logistic regression, and a linear margin head, i.e. a linear SVM, both on the standardised features the
+vector preprocessor produces; the configured epochs, learning rate at least 3e-3), the configured recipe (concat
+fusion by default), late fusion, and for small data (under 2,000 training rows) a narrower, more regularised concat MLP. Every candidate is trained on k-1 folds and
+scored on the held-out fold (stratified for classification): accuracy over all out-of-fold predictions (ties: mean
+log loss), or the out-of-fold RMSE for regression. The test split is never read. The winner is then trained on all
+training rows as usual. Budget: ``auto.budget_s`` seconds or ``auto.max_trials`` candidates, linear baselines first.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Optional
+
+import numpy as np
+from .config import AutoConfig
+
+
+#: (label, is a linear baseline, how to derive the candidate from the configured model)
+Candidate = tuple[str, bool, Callable[[Any, int, AutoConfig], Optional[dict[str, Any]]]]
+
+
+def _linear(head: str) -> Callable[[Any, int, AutoConfig], Optional[dict[str, Any]]]:
+    def make(model, n: int, options: AutoConfig) -> Optional[dict[str, Any]]:
+        vector = [m for m in model.modalities if m.kind == "vector"]
+        if model.task != "classification" and head == "margin":
+            return None
+        if not vector:
+            return None
+        mods = [m.model_copy(update={"encoder": m.encoder.model_copy(update={"name": "identity", "options": {}})}, deep=True)
+                if m.kind == "vector" else m for m in model.modalities]
+        cfg = {"fusion": {"name": "concat", "dim": 16}, "head_hidden": 0, "dropout": 0.0}
+        if head == "margin":
+            cfg.update(head="margin", margin_l2=1.0 / max(1, n))  # a linear SVM with C = 1
+        return {"modalities": mods, "model": cfg, "train": {"lr": max(model.train_config.lr, 3e-3)}}
+    return make
+
+
+def _fusion(name: str) -> Callable[[Any, int, AutoConfig], Optional[dict[str, Any]]]:
+    return lambda model, n, options: {"model": {"fusion": {"name": name}}}
+
+
+def _small(model, n: int, options: AutoConfig) -> Optional[dict[str, Any]]:
+    if n >= options.small_rows:
+        return None
+    mods = []
+    for m in model.modalities:
+        enc = m.encoder
+        opts = dict(enc.options)
+        if enc.name == "vector_mlp":
+            opts.update(hidden=[64], dropout=0.3)
+        mods.append(m.model_copy(update={"encoder": enc.model_copy(update={"dim": min(enc.dim, 32), "options": opts})}, deep=True))
+    return {"modalities": mods, "model": {"fusion": {"name": "concat", "dim": 64}, "head_hidden": 0, "dropout": 0.2}}
+
+
+PORTFOLIO: list[Candidate] = [
+    ("linear logistic (identity encoders)", True, _linear("default")),
+    ("linear margin (identity encoders)", True, _linear("margin")),
+    ("configured recipe", False, lambda model, n, options: {}),
+    ("late fusion MLP", False, _fusion("late")),
+    ("small concat MLP", False, _small),
+]
+
+
+def derive(model, change: dict[str, Any]):
+    """A fresh MultimodalModel like ``model`` with ``change`` (modalities, model / train overrides) applied."""
+    from .api import MultimodalModel
+
+    model_cfg = model.model_config.model_dump()
+    for key, value in change.get("model", {}).items():
+        model_cfg[key] = {**model_cfg[key], **value} if isinstance(value, dict) and isinstance(model_cfg.get(key), dict) else value
+    if "fusion" in change.get("model", {}) and "options" not in change["model"]["fusion"]:
+        model_cfg["fusion"]["options"] = {}
+    train_cfg = {**model.train_config.model_dump(), **change.get("train", {})}
+    out = MultimodalModel(change.get("modalities", model.modalities), model.target, model_cfg, train_cfg,
+                          model.requested_task, model.on_error, None, model.na_values)
+    out.cache, out.callbacks = model.cache, list(model.callbacks)
+    return out
+
+
+def select(model, data: Any, options: Optional[AutoConfig] = None, log: Callable[[str], None] = lambda s: None):
+    """(chosen model, unfitted; table of every candidate's cross-validated scores) for ``model``'s modalities and target."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from .data import infer_task
+    from .data.readers import Table, as_frame
+
+    options = options or AutoConfig()
+    frame, table, base = as_frame(data, model.na_values)
+    frame = frame.reset_index(drop=True)
+    model.task_ = infer_task(frame[model.target], table) if model.requested_task == "auto" else model.requested_task
+    y = frame[model.target]
+    stratify = model.task == "classification" and y.value_counts().min() >= options.folds
+    splitter = (StratifiedKFold if stratify else KFold)(options.folds, shuffle=True, random_state=options.seed)
+    folds = list(splitter.split(frame, y if stratify else None))
+    rows, start, chosen = [], time.perf_counter(), None
+    n_train = int(len(frame) * (options.folds - 1) / options.folds)
+    for label, baseline, make in PORTFOLIO:
+        change = make(model, n_train, options)
+        if change is None:
+            continue
+        tried = sum(1 for r in rows if not r.get("skipped"))
+        over = (options.budget_s is not None and time.perf_counter() - start > options.budget_s) or \
+               (options.max_trials is not None and tried >= options.max_trials)
+        if over and not baseline:
+            rows.append({"candidate": label, "skipped": "budget"})
+            continue
+        t0, correct, losses, sq = time.perf_counter(), 0, [], 0.0
+        for k, (tr, va) in enumerate(folds):
+            candidate = derive(model, change)
+            candidate.train_config = candidate.train_config.model_copy(update={"progress": False})
+            candidate.fit(Table(frame.iloc[tr], table, base))
+            metrics = candidate.evaluate(Table(frame.iloc[va], table, base))
+            if model.task == "classification":
+                correct += round(metrics["accuracy"] * metrics["n"])
+                losses.append(metrics.get("log_loss", math.nan))
+            else:
+                sq += metrics["mse"] * metrics["n"]
+        row = {"candidate": label, "baseline": baseline, "seconds": round(time.perf_counter() - t0, 1)}
+        if model.task == "classification":
+            row.update(cv_accuracy=correct / len(frame), cv_log_loss=float(np.nanmean(losses)) if losses else math.nan)
+        else:
+            row.update(cv_rmse=math.sqrt(sq / len(frame)))
+        rows.append(row)
+        log(f"auto: {label}: " + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("cv_")) + f" ({row['seconds']} s)")
+        if chosen is None or _better(row, chosen[0], model.task):
+            chosen = (row, change)
+    chosen[0]["chosen"] = True
+    return derive(model, chosen[1]), rows
+
+
+def _better(row: dict, best: dict, task: str) -> bool:
+    if task == "classification":
+        return (row["cv_accuracy"], -row["cv_log_loss"]) > (best["cv_accuracy"], -best["cv_log_loss"])
+    return row["cv_rmse"] < best["cv_rmse"]
+
+
+def markdown(rows: list[dict], options: AutoConfig) -> str:
+    """The candidates' table, the chosen one marked."""
+    keys = [k for k in ("cv_accuracy", "cv_log_loss", "cv_rmse") if any(k in r for r in rows)]
+    lines = [f"# preset: auto — {options.folds}-fold cross-validation on the training rows (fold seed {options.seed})", "",
+             "| candidate | " + " | ".join(keys) + " | seconds | |", "|---|" + "---|" * (len(keys) + 2)]
+    for r in rows:
+        if r.get("skipped"):
+            lines.append(f"| {r['candidate']} | " + " | ".join("" for _ in keys) + f" | | skipped ({r['skipped']}) |")
+        else:
+            lines.append(f"| {r['candidate']} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + f" | {r['seconds']} | {'chosen' if r.get('chosen') else ''} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Tracking and lineage: Lightning loggers (CSV, TensorBoard, MLflow), an MLflow model registry, data-to-bundle lineage."""

@@ -1,0 +1,51 @@
+"""A training job run by tests/test_distributed.py in a fresh process: ``python distributed_job.py OUT.json DEVICES``.
+
+Fits a small two-view model (dropout off, so that only the batch split differs between runs) with ``train.devices``
+processes and writes the final metrics, the per-epoch validation losses and the class probabilities to OUT.json.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = {"a": [f"a{i}" for i in range(6)], "b": [f"b{i}" for i in range(4)]}
+
+
+def table(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    frame = {c: rng.normal(size=n) + (y == i % 3) * 1.2 for i, c in enumerate(COLUMNS["a"])}
+    frame.update({c: rng.normal(size=n) + (y == (i + 1) % 3) * 0.8 for i, c in enumerate(COLUMNS["b"])})
+    return pd.DataFrame({**frame, "label": y})
+
+
+def model(devices: int, strategy: str = "auto"):
+    from modalfuse.api import MultimodalModel
+
+    mods = [{"name": m, "kind": "vector", "columns": cols, "encoder": {"dim": 8, "options": {"hidden": [16], "dropout": 0.0}}} for m, cols in COLUMNS.items()]
+    train = {"max_epochs": 4, "batch_size": 32, "lr": 0.01, "patience": 0, "seed": 3, "progress": False,
+             "threads": 1, "devices": devices, "strategy": strategy}
+    return MultimodalModel(mods, "label", {"dropout": 0.0, "head_hidden": 16, "fusion": {"dim": 16}}, train, task="classification")
+
+
+def run(devices: int, run_dir: Path, strategy: str = "auto") -> dict:
+    m = model(devices, strategy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m.fit(table(320, 0), table(96, 1), run_dir=run_dir)
+    proba = m.predict_proba(table(64, 2))
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    return {"evaluate": m.evaluate(table(64, 2)), "val_loss": metrics["val_loss"].tolist(), "proba": proba.tolist(),
+            "history": m.history, "warnings": [str(w.message) for w in caught if "sync_dist" in str(w.message)],
+            "files": sorted(p.name for p in run_dir.iterdir())}
+
+
+if __name__ == "__main__":
+    out, devices = Path(sys.argv[1]), int(sys.argv[2])
+    result = run(devices, out.parent / f"run{devices}")
+    out.write_text(json.dumps(result, default=float))
