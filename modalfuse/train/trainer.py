@@ -163,7 +163,7 @@ def fit_net(
         raise ConfigError(f"train.accelerator / train.devices / train.strategy: {cfg.accelerator!r} with devices {cfg.devices!r} and strategy {cfg.strategy!r} cannot be used here "
                           f"({str(err).splitlines()[0][:200]}); expected e.g. accelerator: cpu, devices: 1") from None
     start = time.perf_counter()
-    with training_threads(cfg.threads), spawn_sharing(trainer):
+    with training_threads(cfg.threads) as threads, spawn_sharing(trainer):
         trainer.fit(module, loader, val_loader, ckpt_path=str(resume) if resume else None)
     ran = RankZeroSummary.recover(trainer, best)  # after ddp_spawn: the workers' best epoch; weights came back
     ran = trainer.current_epoch if ran is None else ran
@@ -174,5 +174,6 @@ def fit_net(
         "best_epoch": best.epoch if has_val else ran - 1,
         "best_val_loss": best.best if has_val else None,
         "seconds": round(time.perf_counter() - start, 2),
+        "threads": threads,  # chosen from the free cores unless train.threads pins it; floats depend on it
         **({"checkpoint_seconds": round(saver.seconds, 3), "resumed_from": str(resume) if resume else None} if saver else {}),
     }
