@@ -45,10 +45,10 @@ def is_singlecell_path(path: Path) -> bool:
 
 def is_singlecell_object(data: Any) -> bool:
     """AnnData, MuData, a scipy sparse matrix, or a mapping holding any of these (or single-cell file paths)."""
-    if _is_anndata(data) or _is_mudata(data) or _is_sparse(data):
+    if _is_anndata(data) or _is_mudata(data) or _is_sparse(data) or isinstance(data, Modality):
         return True
     if isinstance(data, Mapping):
-        return any(_is_anndata(v) or _is_mudata(v) or _is_sparse(v) or (isinstance(v, (str, Path)) and is_singlecell_path(Path(v)))
+        return any(_is_anndata(v) or _is_mudata(v) or _is_sparse(v) or isinstance(v, Modality) or (isinstance(v, (str, Path)) and is_singlecell_path(Path(v)))
                    for v in data.values())
     return False
 
@@ -174,6 +174,8 @@ def _from_anndata(adata: Any, name: str) -> dict[str, Modality]:
 
 def _source(value: Any, name: str, where: str) -> dict[str, Modality]:
     """One value of a mapping (or the whole input) → its modalities."""
+    if isinstance(value, Modality):
+        return {name: value}
     if _is_mudata(value):
         out = {}
         for mod_name, adata in value.mod.items():
@@ -216,7 +218,8 @@ def _source(value: Any, name: str, where: str) -> dict[str, Modality]:
 def read_cells(source: Any, join: str = "outer") -> tuple[pd.DataFrame, dict[str, Any]]:
     """The cells of ``source`` as a frame (index: cell names) and a summary of how the modalities' cells matched.
 
-    ``source``: a path, AnnData, MuData, a sparse matrix, or a mapping name → one of these, or name → a per-cell
+    ``source``: a path, AnnData, MuData, a sparse matrix, or a mapping name → one of these (or a ``Modality``, e.g.
+    from ``read_mtx``), or name → a per-cell
     annotation (a Series/DataFrame indexed by cell name, or a list in the order of the modalities' shared cells).
     """
     if join not in ("outer", "inner"):

@@ -43,6 +43,8 @@ class CountsPreprocessor(Preprocessor):
     json_parts = True
 
     def setup(self) -> None:
+        if self.config.dedupe is None:
+            self.config.dedupe = False  # each cell's counts are its own; rows are never shared
         if self.options.batch and self.options.batch not in self.config.columns:
             self.config.columns = [*self.config.columns, self.options.batch]
         self.input_names: Optional[list[str]] = None
@@ -265,28 +267,30 @@ def normalize_log1p(matrix, target_sum: float = 1e4):
 
 
 def select_features(matrix, n: int, how: str = "variance", target_sum: float = 1e4) -> list[int]:
-    """Indices (sorted) of the ``n`` most variable (normalised dispersion within 20 mean bins, Seurat-style) or most
-    often detected features of a CSR counts matrix; all features when ``n`` is 0 or not smaller than their number."""
+    """Indices (sorted) of the ``n`` most variable or most often detected features of a CSR counts matrix; all
+    features when ``n`` is 0 or not smaller than their number.
+
+    Variable (Seurat v3 style): each feature's count variance over the variance expected at its mean, the
+    expectation a quadratic fit of log variance on log mean across features (Poisson-like noise grows with the mean,
+    so raw variance would just pick the most expressed genes).
+    """
     n_feat = matrix.shape[1]
     if not n or n >= n_feat:
         return list(range(n_feat))
     if how == "frequency":
         score = np.asarray((matrix > 0).sum(axis=0)).ravel().astype(np.float64)
     else:
-        x = normalize_log1p(matrix, target_sum)
+        x = matrix.astype(np.float64)
         mean = np.asarray(x.mean(axis=0)).ravel()
         var = np.asarray(x.multiply(x).mean(axis=0)).ravel() - mean ** 2
-        disp = np.log(np.maximum(var, 1e-12) / np.maximum(mean, 1e-12))
-        edges = np.quantile(mean, np.linspace(0, 1, 21))
-        bins = np.clip(np.searchsorted(edges, mean, side="right") - 1, 0, 19)
+        ok = (mean > 0) & (var > 0)
         score = np.full(n_feat, -np.inf)
-        for b in np.unique(bins):
-            sel = (bins == b) & (mean > 0)
-            if sel.sum() > 1:
-                d = disp[sel]
-                score[sel] = (d - d.mean()) / (d.std() + 1e-12)
-            elif sel.sum() == 1:
-                score[sel] = 0.0
+        if ok.sum() >= 3:
+            lm, lv = np.log10(mean[ok]), np.log10(var[ok])
+            coef = np.polyfit(lm, lv, 2)
+            score[ok] = lv - np.polyval(coef, lm)
+        else:
+            score[ok] = var[ok]
     order = np.argsort(-score, kind="stable")[:n]
     return sorted(int(i) for i in order)
 
