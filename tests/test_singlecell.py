@@ -237,3 +237,26 @@ def test_spatial_map_recovers_known_mixtures_and_runs_on_the_lymph_node(shared_d
     assert (agreement["pearson_r"] > 0).mean() > 0.8
     assert lymph.plot(tmp_path / "map.png").stat().st_size > 10_000
     assert list(lymph.table().columns[:2]) == ["x", "y"]
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def test_cli_trains_and_predicts_from_h5mu(tmp_path, capsys):
+    import yaml
+
+    from modalfuse.cli import main
+
+    with pd.option_context("future.infer_string", False):
+        rna = _adata(80, prefix="c")
+        prot = _adata(80, n_genes=8, seed=1, prefix="c")
+        prot.obs = prot.obs[[]]
+        mudata.MuData({"rna": rna, "prot": prot[:60].copy()}).write(tmp_path / "cells.h5mu")  # c60..c79: RNA only
+    cfg = {"data": {"train": "cells.h5mu", "target": "rna:group"},
+           "modalities": [{"name": "rna", "kind": "counts", "options": {"n_features": 20}},
+                          {"name": "prot", "kind": "counts", "options": {"n_features": 0}}],
+           "train": {**TRAIN, "max_epochs": 5}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "cfg.yaml"), "--run-dir", str(tmp_path / "runs")]) == 0
+    run = next((tmp_path / "runs").iterdir())
+    assert main(["predict", str(run / "model"), str(tmp_path / "cells.h5mu"), "-o", str(tmp_path / "p.csv")]) == 0
+    pred = pd.read_csv(tmp_path / "p.csv")
+    assert len(pred) == 80 and pred["row"].iloc[0] == "c0" and not pred["present_prot"].iloc[70]

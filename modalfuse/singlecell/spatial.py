@@ -45,8 +45,9 @@ class SpatialMap:
         return pd.concat(parts, axis=1)
 
     def markers(self, n: int = 10) -> dict[str, list[str]]:
-        """Each type's ``n`` genes of highest log fold change of its profile over the mean of the other types."""
-        prof = self.profiles.to_numpy() + 1e-6
+        """Each type's ``n`` genes of highest log fold change of its profile over the mean of the other types (a
+        pseudocount of 1e-4 of the counts keeps barely detected genes from topping the list)."""
+        prof = self.profiles.to_numpy() + 1e-4
         out = {}
         for k, name in enumerate(self.profiles.index):
             rest = np.delete(prof, k, axis=0).mean(axis=0)
@@ -104,7 +105,7 @@ class SpatialMap:
         fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=80)
         plt.close(fig)
         return path
 
