@@ -39,7 +39,7 @@ def classifiers(train, hold, prot, seed, epochs):
 
     from modalfuse.api import MultimodalModel
     from modalfuse.kinds.counts import normalize_log1p, select_features
-    from modalfuse.data.sparse import csr_from_cells
+    from modalfuse.kinds.sparse import csr_from_cells
 
     out = {}
     tr = {"max_epochs": epochs, "batch_size": 64, "progress": False, "seed": seed, "patience": 8}
@@ -73,7 +73,7 @@ def translation(train, hold, seed, args):
     """per-protein Pearson of log1p(predicted) vs log1p(observed) on the held-out cells, with time and peak memory."""
     from sklearn.linear_model import RidgeCV
 
-    from modalfuse.data.sparse import csr_from_cells
+    from modalfuse.kinds.sparse import csr_from_cells
     from modalfuse.evaluate.translation import per_feature_pearson, summary
     from modalfuse.kinds.counts import normalize_log1p
     from modalfuse.singlecell import JointVAE

@@ -11,7 +11,7 @@ import torch
 
 from modalfuse.config import ModalityConfig
 from modalfuse.data import make_preprocessor
-from modalfuse.data.sparse import SparseRows
+from modalfuse.kinds.sparse import SparseRows
 from modalfuse.encoders import ENCODERS, build_encoder
 
 N, DIM = 5, 6

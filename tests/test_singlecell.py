@@ -12,7 +12,7 @@ from scipy import io, sparse  # noqa: E402
 
 from modalfuse.api import MultimodalModel  # noqa: E402
 from modalfuse.data.singlecell import read_10x_h5, read_cells, read_mtx  # noqa: E402
-from modalfuse.data.sparse import SparseRows  # noqa: E402
+from modalfuse.kinds.sparse import SparseRows  # noqa: E402
 from modalfuse.errors import DataError  # noqa: E402
 from modalfuse.evaluate.translation import per_feature_auroc, per_feature_pearson, summary  # noqa: E402
 from modalfuse.singlecell import JointVAE, map_cell_types  # noqa: E402
@@ -260,3 +260,43 @@ def test_cli_trains_and_predicts_from_h5mu(tmp_path, capsys):
     assert main(["predict", str(run / "model"), str(tmp_path / "cells.h5mu"), "-o", str(tmp_path / "p.csv")]) == 0
     pred = pd.read_csv(tmp_path / "p.csv")
     assert len(pred) == 80 and pred["row"].iloc[0] == "c0" and not pred["present_prot"].iloc[70]
+
+
+def test_translation_auxiliary_loss_trains_a_head_that_predicts_the_target():
+    """train.translation: the RNA embedding learns to predict the protein modality's encoded values."""
+    import torch
+
+    from modalfuse.train import module as module_mod
+
+    ad = _adata(160, seed=3)
+    group = ad.obs["group"].to_numpy()
+    rng = np.random.default_rng(4)
+    prot_rate = np.where(group[:, None] == "A", [30.0, 2.0, 10.0], [2.0, 30.0, 10.0])
+    prot = anndata.AnnData(X=sparse.csr_matrix(rng.poisson(prot_rate).astype(np.float32)), obs=ad.obs[[]].copy(),
+                           var=pd.DataFrame(index=["p1", "p2", "p3"]))
+    frame, _ = read_cells({"rna": ad, "adt": prot, "group": ad.obs["group"]})
+    seen = {}
+    original = module_mod._translators
+
+    def keep(net, cfg):
+        seen["heads"] = original(net, cfg)
+        return seen["heads"]
+
+    module_mod._translators = keep
+    try:
+        model = MultimodalModel([{"name": "rna", "kind": "counts", "options": {"n_features": 20}},
+                                 {"name": "adt", "kind": "counts", "options": {"n_features": 0}}], "group",
+                                train={**TRAIN, "max_epochs": 25, "patience": 0, "translation": {"target": "adt", "sources": ["rna"]}})
+        model.fit(frame)
+    finally:
+        module_mod._translators = original
+    feats = model._features(frame, "x")
+    with torch.no_grad():
+        emb = model.net.encoders["rna"].eval()(feats.inputs["rna"].dense())
+        pred = seen["heads"]["rna"].eval()(emb).numpy()
+    r = per_feature_pearson(pred, feats.inputs["adt"].dense().numpy())
+    assert r[0] > 0.5 and r[1] > 0.5  # the two proteins that follow the groups (an untrained head gives ~0)
+    from modalfuse.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="translation.target"):
+        MultimodalModel([{"name": "rna", "kind": "counts"}], "group", train={**TRAIN, "translation": {"target": "nope"}}).fit(frame)

@@ -16,7 +16,7 @@ from ..errors import DataError
 from .batch import Batch
 from .cache import FeatureCache, content_key
 from .entities import Indexed
-from .sparse import SparseRows
+from ..kinds.sparse import SparseRows
 from ..kinds import Preprocessor
 from .target import TargetEncoder
 

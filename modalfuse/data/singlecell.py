@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .sparse import CellCounts, FeatureList
+from ..kinds.sparse import CellCounts, FeatureList
 
 SUFFIXES = (".h5ad", ".h5mu", ".h5", ".mtx", ".mtx.gz")
 #: 10x feature types → modality names

@@ -19,6 +19,7 @@ class CountsMLP(Encoder):
     def __init__(self, dim: int, info: dict[str, Any], hidden: tuple[Width, ...] = (256,), dropout: Rate = 0.2) -> None:
         super().__init__(dim, info)
         self.raw = info.get("transform") == "raw"
+        self.info_dim = info["input_dim"]  # the input width (a translation target predicts it)
         self.norm = nn.LayerNorm(info["input_dim"])
         self.net = mlp([info["input_dim"], *hidden, dim], dropout)
 

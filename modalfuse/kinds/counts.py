@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 from pydantic import Field
 
-from ..data.sparse import CellCounts, FeatureList, SparseRows, csr_from_cells
+from .sparse import CellCounts, FeatureList, SparseRows, csr_from_cells
 from ..errors import DataError, RequestError
 from .base import KINDS, KindOptions, Preprocessor, is_missing
 

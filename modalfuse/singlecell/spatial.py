@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.readers import as_frame
-from ..data.sparse import csr_from_cells
+from ..kinds.sparse import csr_from_cells
 from ..errors import DataError
 
 

@@ -1,4 +1,4 @@
-"""Sparse per-cell counts: one cell's row (``CellCounts``) and the stored rows of a modality (``SparseRows``).
+"""Sparse per-cell counts (the counts kind's values): one cell's row (``CellCounts``) and the stored rows of a modality (``SparseRows``).
 
 Single-cell matrices are mostly zeros (RNA ~90 %, ATAC ~97 %), so a cell travels as its non-zero entries plus
 a shared reference to the modality's feature names, and a modality is stored as one CSR matrix; only the rows
