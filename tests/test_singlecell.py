@@ -300,3 +300,21 @@ def test_translation_auxiliary_loss_trains_a_head_that_predicts_the_target():
 
     with pytest.raises(ConfigError, match="translation.target"):
         MultimodalModel([{"name": "rna", "kind": "counts"}], "group", train={**TRAIN, "translation": {"target": "nope"}}).fit(frame)
+
+
+def test_counts_request_cells_accept_gene_mappings_and_lists():
+    from modalfuse.errors import RequestError
+
+    ad = _adata(40)
+    model = _counts_model()
+    model.fit({"rna": ad})
+    pre = model.preprocessors["rna"]
+    row = ad.X[5].toarray().ravel()
+    by_name = pre.request_cells({g: float(v) for g, v in zip(ad.var_names, row) if v}, "rna")
+    by_list = pre.request_cells(row.tolist(), "rna")
+    a = pre.encode(pre.decode(by_name, None)).toarray()
+    b = pre.encode(pre.decode(by_list, None)).toarray()
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    with pytest.raises(RequestError, match="unknown features"):
+        pre.request_cells({"NOPE": 1}, "rna")
+    assert pre.schema()["features"] == 40

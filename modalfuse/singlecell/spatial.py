@@ -71,17 +71,15 @@ class SpatialMap:
 
     def plot(self, path: str | Path, point_size: float = 6.0) -> Path:
         """One panel per cell type (weight over the coordinates) and one of the dominant type; saved to ``path``."""
-        import matplotlib
+        from ..report.plots import _save, pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         if self.coords is None:
             raise DataError("the map has no spot coordinates to plot over")
         types = list(self.weights.columns)
         ncol = 4
         nrow = int(np.ceil((len(types) + 1) / ncol))
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 3.0 * nrow), squeeze=False)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 2.4 * nrow), squeeze=False)
         x, y = self.coords.iloc[:, 0].to_numpy(), self.coords.iloc[:, 1].to_numpy()
         for ax, name in zip(axes.flat, types):
             sc = ax.scatter(x, y, c=self.weights[name], s=point_size, cmap="viridis", vmin=0, vmax=max(0.05, float(self.weights[name].max())))
@@ -100,14 +98,10 @@ class SpatialMap:
             ax.set_xticks([])
             ax.set_yticks([])
             ax.invert_yaxis() if ax.get_ylim()[0] < ax.get_ylim()[1] else None
+            ax.grid(False)
         for ax in list(axes.flat)[len(types) + 1:]:
             ax.axis("off")
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        return path
+        return _save(fig, Path(path))
 
 
 def _matrix(data: Any, modality: str, what: str) -> tuple[Any, list[str], list[str], pd.DataFrame]:
