@@ -318,3 +318,15 @@ def test_counts_request_cells_accept_gene_mappings_and_lists():
     with pytest.raises(RequestError, match="unknown features"):
         pre.request_cells({"NOPE": 1}, "rna")
     assert pre.schema()["features"] == 40
+
+
+def test_serving_engine_predicts_counts_records():
+    from modalfuse.serve.engine import Engine
+
+    ad = _adata(60)
+    model = _counts_model()
+    model.fit({"rna": ad})
+    engine = Engine(model)
+    records = [{"rna": {g: float(v) for g, v in zip(ad.var_names, ad.X[i].toarray().ravel()) if v}} for i in range(4)]
+    out = engine.predict(engine.encode_records(records))
+    assert [r["prediction"] for r in out] == list(model.predict({"rna": ad[:4].copy()}))

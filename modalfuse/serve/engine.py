@@ -84,7 +84,7 @@ class Engine:
 
     def encode_records(self, records: list[Any], prefix: str = "records") -> Encoded:
         per = [self.encode_record(r, f"{prefix}[{i}]") for i, r in enumerate(records)]
-        inputs = {n: np.stack([p[n] if p[n] is not None else self.preprocessors[n].empty() for p in per]) for n in self.names}
+        inputs = {n: np.stack([p[n] if p[n] is not None else _dense(self.preprocessors[n].empty()) for p in per]) for n in self.names}
         masks = {n: np.asarray([p[n] is not None for p in per], dtype=bool) for n in self.names}
         return Encoded(inputs, masks)
 
@@ -110,7 +110,7 @@ class Engine:
             decoded = pre.decode(cells, None)
             if decoded is None:
                 return None
-            encoded = np.asarray(pre.encode(decoded))
+            encoded = _dense(pre.encode(decoded))
         except DataError as err:
             sub = f"{field}.{err.column}" if pre.kind == "tabular" and err.column else field
             raise RequestError(sub, err.reason) from None
@@ -164,3 +164,8 @@ class Engine:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _dense(value: Any) -> np.ndarray:
+    """An encoded value as a dense array (a counts row is a 1-row sparse matrix)."""
+    return value.toarray()[0] if hasattr(value, "toarray") else np.asarray(value)
