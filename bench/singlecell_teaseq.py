@@ -45,9 +45,11 @@ def classifiers(train, hold, prot, seed, epochs):
     tr = {"max_epochs": epochs, "batch_size": 64, "progress": False, "seed": seed, "patience": 8}
     rna = {"name": "rna", "kind": "counts", "options": {"n_features": 2000}}
     adt = {"name": "adt", "kind": "counts", "options": {"n_features": 0}}
-    specs = {"rna only": ([rna], {}), "protein only": ([adt], {}), "fused (concat, modality dropout 0.3)": ([rna, adt], {"modality_dropout": 0.3})}
-    for label, (mods, more) in specs.items():
-        model = MultimodalModel(mods, "celltype", train={**tr, **more})
+    specs = {"rna only": ([rna], {}, {}), "protein only": ([adt], {}, {}),
+             "fused (concat, modality dropout 0.3)": ([rna, adt], {"modality_dropout": 0.3}, {}),
+             "fused (late, modality dropout 0.3)": ([rna, adt], {"modality_dropout": 0.3}, {"fusion": {"name": "late"}})}
+    for label, (mods, more, model_cfg) in specs.items():
+        model = MultimodalModel(mods, "celltype", model=model_cfg, train={**tr, **more})
         model.fit(train[[m["name"] for m in mods] + ["celltype"]])
         pred = model.predict(hold)
         out[(label, "paired held-out")] = (np.mean(pred == hold["celltype"].to_numpy()), macro_f1(hold["celltype"].to_numpy(), pred))
