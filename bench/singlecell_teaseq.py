@@ -56,6 +56,17 @@ def classifiers(train, hold, prot, seed, epochs):
         if "adt" in [m["name"] for m in mods]:
             pred = model.predict(prot if "rna" in [m["name"] for m in mods] else prot.drop(columns=["rna"]))
             out[(label, "protein-only cells (RNA missing)")] = (np.mean(pred == prot["celltype"].to_numpy()), macro_f1(prot["celltype"].to_numpy(), pred))
+    # the joint VAE as the fused model: logistic regression on its posterior means; a cell without RNA is embedded
+    # from its protein expert alone (product of experts), so the same classifier reads it
+    from modalfuse.singlecell import JointVAE
+
+    vae = JointVAE({"rna": {"likelihood": "nb", "n_features": 2000}, "adt": "nbmix"}, epochs=60, batch_size=128, seed=seed)
+    vae.fit(train[["rna", "adt"]])
+    head = LogisticRegression(max_iter=3000).fit(vae.embed(train[["rna", "adt"]]).to_numpy(), train["celltype"])
+    label = "fused: JointVAE embedding (PoE) + logistic regression"
+    for name, frame in (("paired held-out", hold), ("protein-only cells (RNA missing)", prot)):
+        pred = head.predict(vae.embed(frame[["rna", "adt"]]).to_numpy())
+        out[(label, name)] = (np.mean(pred == frame["celltype"].to_numpy()), macro_f1(frame["celltype"].to_numpy(), pred))
     # logistic regression baselines: log-normalised RNA (2,000 variable genes from train), log1p protein
     def rna_x(frame, genes):
         m = csr_from_cells(list(frame["rna"]), frame["rna"].iloc[0].features.n)
