@@ -148,7 +148,7 @@ def main() -> None:
                 trans.setdefault(key, []).append((s, meter))
         print(f"seed {seed} done", file=sys.stderr)
     lines = header("TEA-seq PBMCs: cell types from RNA, protein, fused; protein predicted from RNA", args.threads, load0, started,
-                   f"0..{args.seeds - 1} (classification), 0..{args.translation_seeds - 1} (translation)", [
+                   f"0..{args.seeds - 1} (classification), " + (f"0..{args.translation_seeds - 1} (translation)" if args.translation_seeds else "no translation run"), [
                        f"data: citeseq_teaseq_matilda: {len(paired)} cells with RNA ({paired['rna'].iloc[0].features.n} genes) + 46 proteins, "
                        f"{paired['celltype'].nunique()} types; {len(prot)} cells with protein only (test_adt.h5)",
                        "split per seed: 80 % of the paired cells train (10 % of that validates early stopping), 20 % held out, stratified by type",
@@ -159,16 +159,17 @@ def main() -> None:
     lines += ["## Cell-type classification (mean ± std over seeds)", "", "| model | test cells | accuracy % | macro-F1 |", "|---|---|---|---|"]
     for (label, where), vals in cls.items():
         lines.append(f"| {label} | {where} | {mean_std([v[0] for v in vals], percent=True, digits=1)} | {mean_std([v[1] for v in vals], digits=3)} |")
-    lines += ["", "## Protein predicted from RNA on the held-out paired cells", "",
-              "Per-protein Pearson r of log1p(predicted) with log1p(observed counts) over the held-out cells (46 proteins), "
-              "mean ± std over seeds of the per-seed mean and median; time and peak memory (resident, above the start) of fit + predict.", "",
-              "| method | mean r | median r | wall s | peak MiB |", "|---|---|---|---|---|"]
-    for label, vals in trans.items():
-        if isinstance(vals[0][0], str):
-            lines.append(f"| {label} | {vals[0][0]} | | | |")
-            continue
-        lines.append(f"| {label} | {mean_std([v[0]['mean'] for v in vals], digits=3)} | {mean_std([v[0]['median'] for v in vals], digits=3)} | "
-                     f"{mean_std([v[1].seconds for v in vals], digits=1)} | {mean_std([v[1].peak_mib for v in vals], digits=0)} |")
+    if trans:
+        lines += ["", "## Protein predicted from RNA on the held-out paired cells", "",
+                  "Per-protein Pearson r of log1p(predicted) with log1p(observed counts) over the held-out cells (46 proteins), "
+                  "mean ± std over seeds of the per-seed mean and median; time and peak memory (resident, above the start) of fit + predict.", "",
+                  "| method | mean r | median r | wall s | peak MiB |", "|---|---|---|---|---|"]
+        for label, vals in trans.items():
+            if isinstance(vals[0][0], str):
+                lines.append(f"| {label} | {vals[0][0]} | | | |")
+                continue
+            lines.append(f"| {label} | {mean_std([v[0]['mean'] for v in vals], digits=3)} | {mean_std([v[0]['median'] for v in vals], digits=3)} | "
+                         f"{mean_std([v[1].seconds for v in vals], digits=1)} | {mean_std([v[1].peak_mib for v in vals], digits=0)} |")
     publish(lines, args.out)
 
 
