@@ -33,7 +33,7 @@ def macro_f1(y, pred) -> float:
     return float(f1_score(y, pred, average="macro", labels=sorted(set(y)), zero_division=0))
 
 
-def classifiers(train, hold, prot, seed, epochs):
+def classifiers(train, hold, prot, seed, epochs, vae_epochs=60):
     """accuracy / macro-F1 per (model, test set)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -60,7 +60,7 @@ def classifiers(train, hold, prot, seed, epochs):
     # from its protein expert alone (product of experts), so the same classifier reads it
     from modalfuse.singlecell import JointVAE
 
-    vae = JointVAE({"rna": {"likelihood": "nb", "n_features": 2000}, "adt": "nbmix"}, epochs=60, batch_size=128, seed=seed)
+    vae = JointVAE({"rna": {"likelihood": "nb", "n_features": 2000}, "adt": "nbmix"}, epochs=vae_epochs, batch_size=128, seed=seed)
     vae.fit(train[["rna", "adt"]])
     head = LogisticRegression(max_iter=3000).fit(vae.embed(train[["rna", "adt"]]).to_numpy(), train["celltype"])
     label = "fused: JointVAE embedding (PoE) + logistic regression"
@@ -141,7 +141,7 @@ def main() -> None:
     trans: dict = {}
     for seed in range(args.seeds):
         train, hold = train_test_split(paired, test_size=0.2, random_state=seed, stratify=paired["celltype"])
-        for key, value in classifiers(train, hold, prot, seed, args.epochs).items():
+        for key, value in classifiers(train, hold, prot, seed, args.epochs, args.vae_epochs).items():
             cls.setdefault(key, []).append(value)
         if seed < args.translation_seeds:
             for key, (s, meter) in translation(train, hold, seed, args).items():
