@@ -157,6 +157,15 @@ class MixupConfig(_Strict):
     )
 
 
+class TranslationConfig(_Strict):
+    """Translation as an auxiliary loss: predict modality ``target``'s encoded values from each ``sources`` embedding."""
+
+    target: str = Field(description="The modality whose encoded values are predicted (e.g. adt).")
+    sources: list[str] = Field(default_factory=list, description="Modalities predicting it; empty: every other modality.")
+    weight: float = Field(1.0, gt=0, description="Weight of the translation loss beside the task loss.")
+    loss: Literal["mse", "poisson", "bernoulli"] = "mse"
+
+
 class GradientModulationConfig(_Strict):
     """OGM-GE (Peng et al., CVPR 2022): slow down the dominant modality's encoder, plus Gaussian gradient noise."""
 
@@ -189,6 +198,9 @@ class TrainConfig(_Strict):
     )
     modality_aux_weight: float = Field(
         0.0, ge=0, description="Weight of per-modality auxiliary losses: a linear classifier on each encoder's embedding (training only)."
+    )
+    translation: Optional[TranslationConfig] = Field(
+        None, description="Co-learning: predict one modality's encoded values from the others' embeddings (training only); unset: off."
     )
     progress: bool = True
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads (default: torch's choice); 1 suits small models on busy machines.")

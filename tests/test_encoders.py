@@ -11,6 +11,7 @@ import torch
 
 from modalfuse.config import ModalityConfig
 from modalfuse.data import make_preprocessor
+from modalfuse.kinds.sparse import SparseRows
 from modalfuse.encoders import ENCODERS, build_encoder
 
 N, DIM = 5, 6
@@ -23,6 +24,8 @@ def encode_column(cfg: ModalityConfig, frame: pd.DataFrame, base_dir: Path | Non
     assert all(d is not None for d in decoded)
     pre.fit(decoded)
     batch = pre.stack([pre.encode(d) for d in decoded])
+    if isinstance(batch, SparseRows):  # counts: sparse rows become a dense tensor when a batch is built
+        batch = batch.batch(torch.arange(len(batch)))
     return batch, pre.encoder_info()
 
 
@@ -45,6 +48,7 @@ CASES = {
     "graph_gcn": ("graph", {}, ["smiles"], {"hidden": 8, "layers": 2}),
     "graph_gat": ("graph", {}, ["smiles"], {"hidden": 4, "layers": 2, "heads": 2}),
     "vector_mlp": ("vector", {}, ["v1", "v2", "v3"], {"hidden": [8]}),
+    "counts_mlp": ("counts", {"n_features": 0}, ["counts"], {"hidden": [8]}),
     "linear": ("vector", {}, ["v1", "v2", "v3"], {}),
     "timeseries_cnn": ("timeseries", {}, ["acc_x", "acc_y"], {"widths": [4, 4], "kernel_size": 3}),
     "timeseries_transformer": ("timeseries", {"length": 25}, ["series"], {"patch": 5, "embed_dim": 8, "heads": 2, "layers": 1}),
@@ -59,6 +63,7 @@ def table(make_table) -> tuple[Path, pd.DataFrame]:
     frame["seq"] = ["".join(rng.choice(list("ACGT"), size=rng.integers(12, 30))) for _ in range(N)]
     for j in (1, 2, 3):
         frame[f"v{j}"] = rng.normal(size=N)
+    frame["counts"] = [rng.poisson(2.0, size=12).tolist() for _ in range(N)]
     frame["smiles"] = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1", "O=C(O)c1ccccc1OC(C)=O"][:N]
     # two channels as one column each (series of different lengths across rows), and one 3-channel array per cell
     frame["acc_x"] = [rng.normal(size=20 + i).tolist() for i in range(N)]

@@ -17,6 +17,7 @@ from .readers import UNDECODABLE
 from .batch import Batch
 from .cache import FeatureCache, content_key
 from .entities import Indexed
+from ..kinds.sparse import SparseRows
 from ..kinds import Preprocessor
 from .target import TargetEncoder
 
@@ -92,7 +93,7 @@ class Features(torch.utils.data.Dataset):
     def __getitem__(self, index) -> Batch:
         idx = torch.as_tensor(index, dtype=torch.long)
         return Batch(
-            {k: v.batch(idx) if isinstance(v, Indexed) else v[idx] for k, v in self.inputs.items()},
+            {k: v.batch(idx) if isinstance(v, (Indexed, SparseRows)) else v[idx] for k, v in self.inputs.items()},
             {k: v[idx] for k, v in self.masks.items()},
             None if self.target is None else self.target[idx],
             idx,
@@ -107,7 +108,7 @@ class Features(torch.utils.data.Dataset):
         idx = torch.as_tensor(positions, dtype=torch.long)
         report = SkipReport(self.report.table, len(idx), len(idx))
         return Features(
-            {k: v.rows(idx) if isinstance(v, Indexed) else v[idx] for k, v in self.inputs.items()},
+            {k: v.rows(idx) if isinstance(v, (Indexed, SparseRows)) else v[idx] for k, v in self.inputs.items()},
             {k: v[idx] for k, v in self.masks.items()},
             None if self.target is None else self.target[idx],
             [self.rows[i] for i in positions],

@@ -147,9 +147,15 @@ def as_frame(data: Any, na_values: Sequence[str] | None = None) -> tuple[pd.Data
     if isinstance(data, pd.DataFrame):
         _refuse_duplicates(list(data.columns), "the data frame")
         return data, None, None
+    from .singlecell import is_singlecell_object, is_singlecell_path, read_cells
+
     if isinstance(data, (str, Path)):
         path = Path(data)
+        if is_singlecell_path(path):
+            return read_cells(path)[0], str(path), path.resolve().parent
         return read_table(path, na_values), str(path), path.resolve().parent
+    if is_singlecell_object(data):
+        return read_cells(data)[0], None, None
     if isinstance(data, Mapping):
         return frame_from_arrays(data), None, None
-    raise TypeError(f"expected a DataFrame, a table path or a mapping of arrays, got {type(data).__name__}")
+    raise TypeError(f"expected a DataFrame, a table path, a mapping of arrays, AnnData/MuData or a sparse matrix, got {type(data).__name__}")

@@ -1,6 +1,7 @@
 """Encoders, one file per kind, created by name from ``ENCODERS``."""
 from . import (  # noqa: F401  (registration)
     audio,
+    counts,
     graph_gat,
     graph_gcn,
     graph_gin,

@@ -17,6 +17,7 @@ class VectorMLP(Encoder):
     def __init__(self, dim: int, info: EncoderInfo, hidden: tuple[Width, ...] = (256,), dropout: Rate = 0.2) -> None:
         super().__init__(dim, info)
         self.net = mlp([info["input_dim"], *hidden, dim], dropout)
+        self.info_dim = info["input_dim"]  # the input width (a translation target predicts it)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -64,8 +64,8 @@ class Preprocessor(ABC):
     uploads: ClassVar[bool] = False
     #: a multipart text part of this kind holds JSON (a list or an object), not plain text
     json_parts: ClassVar[bool] = False
-    #: whether ``request_schema`` states exactly which request values are accepted
-    request_schema_exact: ClassVar[bool] = True
+    #: whether ``request_schema`` states exactly which request values are accepted (kinds that state it set True)
+    request_schema_exact: ClassVar[bool] = False
     #: why ONNX export cannot express this kind (None: it can)
     onnx_unsupported: ClassVar[Optional[str]] = None
 

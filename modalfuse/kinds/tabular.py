@@ -120,6 +120,8 @@ class TabularPreprocessor(Preprocessor):
                 "categorical": {c: list(cats) for c, cats in zip(self.categorical, self.categories)},
                 "handle_unknown": self.options.handle_unknown}
 
+    request_schema_exact = True
+
     def request_schema(self) -> dict[str, Any]:
         return self._schemas()[0]
 

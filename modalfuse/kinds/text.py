@@ -99,6 +99,8 @@ class TextPreprocessor(Preprocessor):
     def request_cells(self, value: Any, field: str) -> tuple:
         return string_cells(self.config.columns, value, field)
 
+    request_schema_exact = True
+
     def request_schema(self) -> dict[str, Any]:
         return string_schema(self.config.columns)[0]
 

@@ -90,6 +90,8 @@ class VectorPreprocessor(Preprocessor):
         columns = self.config.columns
         return {**super().schema(), "type": "array of numbers", "length": self.dim if len(columns) == 1 else len(columns)}
 
+    request_schema_exact = True
+
     def request_schema(self) -> dict[str, Any]:
         n = self.dim if len(self.config.columns) == 1 else len(self.config.columns)
         return {"type": "array", "items": NUMBER_SCHEMA, "minItems": n or 1, **({"maxItems": n} if n else {})}

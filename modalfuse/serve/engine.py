@@ -128,7 +128,7 @@ class Engine:
         return self.encode_cells(self.cells_of(records, prefix), prefix)
 
     def _stack(self, per: list[dict[str, Optional[np.ndarray]]]) -> Encoded:
-        inputs = {n: np.stack([p[n] if p[n] is not None else self.preprocessors[n].empty() for p in per]) for n in self.names}
+        inputs = {n: np.stack([p[n] if p[n] is not None else _dense(self.preprocessors[n].empty()) for p in per]) for n in self.names}
         masks = {n: np.asarray([p[n] is not None for p in per], dtype=bool) for n in self.names}
         return Encoded(inputs, masks)
 
@@ -153,7 +153,7 @@ class Engine:
             decoded = pre.decode(cells, None)
             if decoded is None:
                 return None
-            encoded = np.asarray(pre.encode(decoded))
+            encoded = _dense(pre.encode(decoded))
         except DataError as err:
             sub = f"{field}.{err.column}" if pre.kind == "tabular" and err.column else field
             raise RequestError(sub, err.reason) from None
@@ -207,3 +207,8 @@ class Engine:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _dense(value: Any) -> np.ndarray:
+    """An encoded value as a dense array (a counts row is a 1-row sparse matrix)."""
+    return value.toarray()[0] if hasattr(value, "toarray") else np.asarray(value)

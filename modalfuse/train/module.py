@@ -31,7 +31,7 @@ class MultimodalModule(L.LightningModule):
         self.cfg = train_cfg
         self.aux_weight = aux_weight
         #: mixup, gradient modulation and per-modality losses need the embeddings, so training runs the net in parts
-        self.by_parts = bool(train_cfg.mixup or train_cfg.gradient_modulation or train_cfg.modality_aux_weight)
+        self.by_parts = bool(train_cfg.mixup or train_cfg.gradient_modulation or train_cfg.modality_aux_weight or train_cfg.translation)
         if self.by_parts:
             _check_balance_options(net, train_cfg)
         #: per-modality linear classifiers for ``modality_aux_weight``: training only, not part of the saved net
@@ -39,6 +39,7 @@ class MultimodalModule(L.LightningModule):
             nn.ModuleDict({m: nn.Linear(enc.dim, net.head.out_dim) for m, enc in net.encoders.items()})
             if train_cfg.modality_aux_weight else None
         )
+        self.translators = _translators(net, train_cfg.translation)
         self.coefficients: dict[str, float] = {}
         self.epoch_loss: list[torch.Tensor] = []
         self.epoch_rows = 0
@@ -63,6 +64,11 @@ class MultimodalModule(L.LightningModule):
             aux = [_loss(head.loss, self.modality_heads[m](e), batch.target, masks[m], mix) for m, e in embeddings.items() if masks[m].any()]
             if aux:
                 loss = loss + self.cfg.modality_aux_weight * torch.stack(aux).mean()
+        if self.translators is not None and embeddings is not None:
+            t = self.cfg.translation
+            target, present = batch.inputs[t.target], masks[t.target]
+            parts = [head.loss(embeddings[m], target, present & masks[m]) for m, head in self.translators.items()]
+            loss = loss + t.weight * torch.stack(parts).mean()
         if embeddings is not None and self.modulating():
             self.coefficients = self.modulation(embeddings, masks, batch.target, mix)
         return loss, out.output
@@ -186,3 +192,23 @@ def _check_balance_options(net: MultimodalNet, cfg: TrainConfig) -> None:
             raise ConfigError("train.gradient_modulation needs a classification task (it scores each modality's correct-class probability)")
         if len(net.encoders) < 2:
             raise ConfigError("train.gradient_modulation needs at least two modalities")
+
+
+def _translators(net: MultimodalNet, cfg) -> Optional[nn.ModuleDict]:
+    """Training-only translation heads (``train.translation``): each source embedding → the target's encoded values."""
+    if cfg is None:
+        return None
+    from ..heads.translation import TranslationHead
+
+    names = list(net.encoders)
+    if cfg.target not in names:
+        raise ConfigError(f"train.translation.target: {cfg.target!r} is not a modality ({names})")
+    sources = cfg.sources or [m for m in names if m != cfg.target]
+    unknown = [m for m in sources if m not in names or m == cfg.target]
+    if unknown or not sources:
+        raise ConfigError(f"train.translation.sources: {unknown or sources} must be other modalities of the model ({names})")
+    width = net.encoders[cfg.target].info_dim if hasattr(net.encoders[cfg.target], "info_dim") else None
+    if width is None:
+        raise ConfigError(f"train.translation.target: the encoder of {cfg.target!r} does not say its input width; "
+                          "translation targets are vector or counts modalities")
+    return nn.ModuleDict({m: TranslationHead(net.encoders[m].dim, width, loss=cfg.loss) for m in sources})
