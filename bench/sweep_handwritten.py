@@ -1,6 +1,6 @@
 """Sweep overhead: `modalfuse tune` with 8 trials and ASHA on handwritten against the 2 slowest trials run alone.
 
-Runs the sweep of bench/configs/sweep_handwritten.yaml (local Ray, 1 CPU per trial, as many at once as there are
+Runs the sweep of bench/sweeps/handwritten.yaml (local Ray, 1 CPU per trial, as many at once as there are
 cores), then trains the 2 slowest trials' configs one after the other with `modalfuse train` (fresh processes, the same
 validation split as in the sweep) and compares wall times, start-up included on both sides. Target: sweep ≤ 3 × (sum
 of the 2 alone). The load average (1 min) is recorded before and after each part.
@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, RESULTS_DIR, command_line, default_data_dir, machine_info, publish  # noqa: E402
 
-CONFIG = REPO / "bench" / "configs" / "sweep_handwritten.yaml"
+CONFIG = REPO / "bench" / "sweeps" / "handwritten.yaml"
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, str, tuple[float, float]]:
