@@ -1,0 +1,89 @@
+"""Decode cells in worker processes: image and audio files are read and resized by ``workers`` forked processes.
+
+The preprocessors reach the workers by fork (nothing is pickled but cells and results); results come back in
+order, in batches of cells, so the order of values and errors is the same whatever the number of workers.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import DataError
+from ..kinds import Preprocessor
+
+_BATCH = 64
+_STATE: dict[str, Any] = {}
+
+
+def _decode_batch(job: tuple[str, list[tuple], bool]) -> list[tuple[Any, Optional[tuple]]]:
+    name, cells, compact = job
+    return decode_cells(_STATE["pres"][name], cells, _STATE["base"], compact)
+
+
+def decode_cells(pre: Preprocessor, cells: list[tuple], base_dir: Optional[Path], compact: bool) -> list[tuple[Any, Optional[tuple]]]:
+    """(value or None, error as (reason, column, file) or None) per cell; ``compact``: values in their stored form."""
+    out = []
+    for row in cells:
+        try:
+            value = pre.decode(row, base_dir)
+            out.append((pre.compact(value) if compact and value is not None else value, None))
+        except DataError as err:
+            out.append((None, (err.reason, err.column, err.file)))
+    return out
+
+
+def _init(pres: dict[str, Preprocessor], base: Optional[Path]) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core: no intra-op threads fighting over them
+    _STATE["pres"], _STATE["base"] = pres, base
+
+
+class Decoder:
+    """``decode(name, cells)`` → (values, {position: DataError}); ``workers`` = 0 decodes in this process."""
+
+    def __init__(self, preprocessors: dict[str, Preprocessor], base_dir: Optional[Path], workers: int = 0) -> None:
+        self.preprocessors, self.base_dir = preprocessors, base_dir
+        self.workers = workers if "fork" in multiprocessing.get_all_start_methods() else 0
+        self._pool = None
+
+    def __enter__(self) -> "Decoder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def decode(self, name: str, cells: list[tuple], compact: bool = False) -> tuple[list, dict[int, DataError]]:
+        pre = self.preprocessors[name]
+        if self.workers > 0 and len(cells) > _BATCH:
+            if self._pool is None:
+                _STATE["pres"], _STATE["base"] = self.preprocessors, self.base_dir
+                ctx = multiprocessing.get_context("fork")
+                self._pool = ctx.Pool(self.workers, initializer=_init, initargs=(self.preprocessors, self.base_dir))
+            jobs = [(name, cells[i:i + _BATCH], compact) for i in range(0, len(cells), _BATCH)]
+            results = [r for batch in self._pool.imap(_decode_batch, jobs) for r in batch]
+        else:
+            results = decode_cells(pre, cells, self.base_dir, compact)
+        values, errors = [], {}
+        for i, (value, err) in enumerate(results):
+            values.append(value)
+            if err is not None:
+                errors[i] = DataError(err[0], column=err[1], file=err[2])
+        return values, errors
+
+
+def default_workers() -> int:
+    """Decoding workers when unset: one per core the process may use, up to 4, none on a single core."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(cores, 4)
