@@ -251,6 +251,14 @@ class DataConfig(_Strict):
         'by default "NA", "None" or "null" are values like any other.',
     )
     cache_dir: Optional[str] = Field(None, description="Feature cache folder; default ~/.cache/modalfuse/features; 'none' turns caching off.")
+    storage: Literal["auto", "memory", "disk"] = Field(
+        "auto", description="memory: one tensor per modality in RAM; disk: tables streamed in chunks into on-disk shards "
+        "read batch by batch (bounded memory); auto: disk when the decoded float32 data would exceed memory_budget_gb.",
+    )
+    memory_budget_gb: Optional[float] = Field(None, gt=0, description="For storage: auto; default a quarter of the available RAM.")
+    workers: Optional[int] = Field(None, ge=0, description="Processes decoding files and (disk storage) loading batches; "
+                                   "default one per core up to 4; 0: all in the main process.")
+    chunk_size: int = Field(10000, gt=0, description="Rows read at a time with disk storage (CSV chunks, Parquet row-group slices).")
 
     @model_validator(mode="after")
     def _source(self) -> "DataConfig":

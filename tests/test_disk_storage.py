@@ -144,3 +144,34 @@ def test_streaming_fit_equals_one_pass():
     repeated = np.stack([im for im, c in zip(imgs, counts) for _ in range(c)]).astype(np.float64)
     np.testing.assert_allclose(weighted.mean, [repeated.mean()], rtol=1e-10)
     np.testing.assert_allclose(weighted.std, [repeated.std() + 1e-6], rtol=1e-8)
+
+
+def test_fit_and_predict_disk_equal_memory(tmp_path):
+    """The same training run on either storage: same batches in the same order, so the same predictions."""
+    from modalfuse import MultimodalModel
+
+    path = _table(tmp_path, n=60)
+    results = {}
+    for storage in ("memory", "disk"):
+        model = MultimodalModel(MODALITIES, "label", model={"fusion": {"name": "concat", "dim": 16}},
+                                train={"max_epochs": 2, "batch_size": 16, "val_fraction": 0.0, "progress": False, "seed": 1},
+                                storage=storage, workers=2 if storage == "disk" else 0, chunk_size=13, cache_dir="none")
+        model.fit(path)
+        assert model.storage_ == storage
+        results[storage] = model.predict_frame(path)
+        assert model.reports["predict"].rows_read == 60
+    mem, disk = results["memory"], results["disk"]
+    assert list(mem["row"]) == list(disk["row"]) and list(mem["prediction"]) == list(disk["prediction"])
+    probs = [c for c in mem.columns if c.startswith("proba_")]
+    np.testing.assert_allclose(disk[probs].to_numpy(), mem[probs].to_numpy(), atol=1e-5)
+
+
+def test_auto_storage_follows_the_budget(tmp_path):
+    from modalfuse.data.storage import choose_storage, decoded_bytes
+
+    path = _table(tmp_path, n=20)
+    pres = _pres()
+    assert decoded_bytes(pres, 20) == 20 * (8 * 8 * 4 + 800 * 4 + 3 * 4)
+    assert choose_storage("auto", path, pres, budget_gb=1.0) == "memory"
+    assert choose_storage("auto", path, pres, budget_gb=1e-6) == "disk"
+    assert choose_storage("memory", path, pres, budget_gb=1e-6) == "memory"
