@@ -17,6 +17,7 @@ from .core.storage import estimator_files, load_preprocessors, load_state, open_
 from .errors import DataError
 from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig, format_validation_error
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
+from .augment import augmenters
 from .data.cache import FeatureCache
 from .data.decode import default_workers
 from .data.disk import featurize_disk
@@ -168,6 +169,7 @@ class MultimodalModel:
             raise DataError(f"every one of the {train.report.rows_read} training rows was skipped, nothing to train on (first: {reasons})", table=table)
         if valid is not None and len(valid) == 0:
             valid = None
+        train.augment = augmenters(self.modalities, self.preprocessors)  # training batches only
         self.checked = {name: self._features(source, name) for name, source in (check or {}).items()}
         aux = self.model_config.aux_weight
         if aux is None:

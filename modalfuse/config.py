@@ -39,6 +39,11 @@ class ModalityConfig(_Strict):
         description="Store each distinct value once and encode it once per batch (for values that repeat across rows, "
         "e.g. the drugs and proteins of pair data). Unset: on when rows outnumber distinct values two to one; graphs always.",
     )
+    augment: Optional[Any] = Field(
+        None, description="Train-time augmentation of this modality (`modalfuse schema` lists the options per kind): "
+        "image crop_scale/flip/brightness/contrast/saturation, audio shift/gain_db/noise/time_masks/freq_masks, "
+        "text token_dropout, tabular/vector noise. Seeded per batch; never at validation or prediction.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -57,6 +62,10 @@ class ModalityConfig(_Strict):
                 if opts.get("kind") not in (None, data["kind"]):
                     raise ValueError(f"options: options are for kind {opts['kind']!r} but the modality is {data['kind']!r}")
                 data["options"] = _as_value_error(parse_options, kind.Options, {**opts, "kind": data["kind"]}, "options", f"kind {data['kind']!r}")
+            if data.get("augment") is not None:
+                from .augment import parse_augment
+
+                data["augment"] = _as_value_error(parse_augment, data["kind"], data["augment"])
         return data
 
     @model_validator(mode="after")
