@@ -25,6 +25,7 @@ from .data.storage import choose_storage, target_values
 from .data.readers import as_frame
 from .errors import ConfigError
 from .encoders import ENCODERS
+from .encoders.frozen_cache import frozen_caches
 from .evaluate import classification_metrics, regression_metrics
 from .fusion import FUSIONS
 from .model import MultimodalNet
@@ -184,6 +185,8 @@ class MultimodalModel:
                 net.head.start_at(float(train.target.mean()))
             member_dir = run_path / f"member{i}" if run_path is not None and self.train_config.ensemble > 1 else run_path
             histories.append(fit_net(net, train, valid, cfg, aux, member_dir))
+            for cache in frozen_caches(net):
+                cache.flush()
             self.members.append(net)
         self.history = histories[0] if len(histories) == 1 else {"members": histories}
         if run_path is not None:
@@ -198,7 +201,17 @@ class MultimodalModel:
 
     def _build_net(self) -> MultimodalNet:
         info = {name: pre.encoder_info() for name, pre in self.preprocessors.items()}
-        return MultimodalNet.build(self.modalities, self.model_config, info, self.task, self.target_encoder.n_outputs)
+        net = MultimodalNet.build(self.modalities, self.model_config, info, self.task, self.target_encoder.n_outputs)
+        for m in self.modalities:  # frozen backbones: outputs cached per distinct input, on disk beside the feature cache
+            encoder = net.encoders[m.name] if m.name in net.encoders else None
+            cache = getattr(encoder, "frozen_cache", None)
+            if cache is None:
+                continue
+            if m.augment is not None and m.augment.active():
+                encoder.frozen_cache = None  # augmented inputs never repeat: caching them would only grow
+            elif self.cache is not None:
+                cache.use_folder(self.cache.folder.parent / "embeddings")
+        return net
 
     # ----------------------------------------------------------------- predict
     @property
