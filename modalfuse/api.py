@@ -1,6 +1,7 @@
 """The user-facing estimator: build from config, fit, predict, evaluate, save and load."""
 from __future__ import annotations
 
+import gc
 import json
 import math
 from dataclasses import replace
@@ -187,6 +188,7 @@ class MultimodalModel:
             histories.append(fit_net(net, train, valid, cfg, aux, member_dir))
             for cache in frozen_caches(net):
                 cache.flush()
+            gc.collect()  # the finished trainer's loader workers exit now, not at some later collection
             self.members.append(net)
         self.history = histories[0] if len(histories) == 1 else {"members": histories}
         if run_path is not None:

@@ -1,7 +1,7 @@
-"""Decode cells in worker processes: image and audio files are read and resized by ``workers`` forked processes.
+"""Decode cells in worker processes: image and audio files are read and resized by ``workers`` processes.
 
-The preprocessors reach the workers by fork (nothing is pickled but cells and results); results come back in
-order, in batches of cells, so the order of values and errors is the same whatever the number of workers.
+The preprocessors reach each worker once (pickled at start); cells go out and values come back in batches, in
+order, so the values and errors are the same whatever the number of workers.
 """
 from __future__ import annotations
 
@@ -17,9 +17,19 @@ _BATCH = 64
 _STATE: dict[str, Any] = {}
 
 
-def _decode_batch(job: tuple[str, list[tuple], bool]) -> list[tuple[Any, Optional[tuple]]]:
-    name, cells, compact = job
-    return decode_cells(_STATE["pres"][name], cells, _STATE["base"], compact)
+def _decode_batch(job: tuple[str, list[tuple], bool, Optional[Path]]) -> list[tuple[Any, Optional[tuple]]]:
+    name, cells, compact, base = job
+    return decode_cells(_STATE["pres"][name], cells, base, compact)
+
+
+def _context():
+    """forkserver where there is one: workers fork from a small server process (torch and the kinds imported once),
+    not from the caller, whose whole resident set (a trained model, say) each forked worker would count again."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["modalfuse.data.decode"])
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 def decode_cells(pre: Preprocessor, cells: list[tuple], base_dir: Optional[Path], compact: bool) -> list[tuple[Any, Optional[tuple]]]:
@@ -46,7 +56,7 @@ class Decoder:
 
     def __init__(self, preprocessors: dict[str, Preprocessor], base_dir: Optional[Path], workers: int = 0) -> None:
         self.preprocessors, self.base_dir = preprocessors, base_dir
-        self.workers = workers if "fork" in multiprocessing.get_all_start_methods() else 0
+        self.workers = workers
         self._pool = None
 
     def __enter__(self) -> "Decoder":
@@ -60,16 +70,19 @@ class Decoder:
             self._pool.terminate()
             self._pool.join()
             self._pool = None
+            if self.decoded >= _STOP_SERVER_AFTER:
+                _stop_forkserver()
+
+    decoded = 0
 
     def decode(self, name: str, cells: list[tuple], compact: bool = False) -> tuple[list, dict[int, DataError]]:
         pre = self.preprocessors[name]
         if self.workers > 0 and len(cells) > _BATCH:
             if self._pool is None:
-                _STATE["pres"], _STATE["base"] = self.preprocessors, self.base_dir
-                ctx = multiprocessing.get_context("fork")
-                self._pool = ctx.Pool(self.workers, initializer=_init, initargs=(self.preprocessors, self.base_dir))
-            jobs = [(name, cells[i:i + _BATCH], compact) for i in range(0, len(cells), _BATCH)]
+                self._pool = _context().Pool(self.workers, initializer=_init, initargs=(self.preprocessors, self.base_dir))
+            jobs = [(name, cells[i:i + _BATCH], compact, self.base_dir) for i in range(0, len(cells), _BATCH)]
             results = [r for batch in self._pool.imap(_decode_batch, jobs) for r in batch]
+            self.decoded += len(cells)
         else:
             results = decode_cells(pre, cells, self.base_dir, compact)
         values, errors = [], {}
@@ -78,6 +91,20 @@ class Decoder:
             if err is not None:
                 errors[i] = DataError(err[0], column=err[1], file=err[2])
         return values, errors
+
+
+#: after decoding this many cells the fork server is stopped (its start-up, a few seconds, is small beside such a
+#: pass, and it holds torch's ~0.4 GB while idle); after smaller passes it stays, so the next pool starts at once
+_STOP_SERVER_AFTER = 20000
+
+
+def _stop_forkserver() -> None:
+    try:
+        from multiprocessing import forkserver
+
+        forkserver._forkserver._stop()  # private, but the only way to end it; restarted on next use
+    except (AttributeError, ImportError, OSError):  # pragma: no cover
+        pass
 
 
 def default_workers() -> int:

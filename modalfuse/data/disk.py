@@ -78,9 +78,14 @@ class DiskFeatures(torch.utils.data.Dataset):
         return len(self.rows)
 
     def custom_loader(self, batch_size: int, shuffle: bool, seed: int = 0):
+        """Training batches gathered by ``workers`` processes; validation batches (in order) by this one."""
         from .loader import make_loader
 
-        return make_loader(self, batch_size, shuffle, seed, self.workers, self.augment)
+        return make_loader(self, batch_size, shuffle, seed, self.workers if shuffle else 0, self.augment)
+
+    def __getstate__(self) -> dict:
+        """Sent to spawned loader workers without the shard folder's owner (only this process removes it)."""
+        return {**self.__dict__, "store": None}
 
     def __getitem__(self, index) -> Batch:
         idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)

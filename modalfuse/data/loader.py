@@ -78,8 +78,11 @@ def _worker_init(_: int) -> None:
 def make_loader(features: Any, batch_size: int, shuffle: bool, seed: int, workers: int = 0, augment: Optional[Augmenters] = None) -> DataLoader:
     """A DataLoader of whole batches (no per-sample collation), gathered by ``workers`` processes (0: this one)."""
     sampler = NumberedBatches(len(features), batch_size, shuffle, seed, persistent=workers > 0)
+    # spawned, not forked: a forked worker's resident set starts as a copy of the trainer's page table (torch,
+    # the model, Lightning), so every worker would count the whole trainer again; a spawned one holds only what
+    # gathering needs (the shards are read through the page cache, shared by all)
     return DataLoader(
         Gathered(features, augment, seed), sampler=sampler, batch_size=None, num_workers=workers,
         persistent_workers=workers > 0, worker_init_fn=_worker_init if workers > 0 else None,
-        multiprocessing_context="fork" if workers > 0 else None,
+        multiprocessing_context="spawn" if workers > 0 else None,
     )
