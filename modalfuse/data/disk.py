@@ -48,16 +48,20 @@ class Column:
     def gather(self, positions: np.ndarray) -> Any:
         slots = self.slot[positions]
         present = slots >= 0
+        if not self.dedupe:  # one read per row, missing rows get the placeholder
+            if not present.any():
+                return torch.from_numpy(np.broadcast_to(self.pre.empty(), (len(slots), *self.pre.empty().shape)).copy())
+            raw = self.values.take(np.where(present, slots, slots[present][0]))
+            vals = np.ascontiguousarray(self.pre.encode_stored(raw) if self.lazy else raw)
+            if not present.all():
+                vals[~present] = self.pre.empty()
+            return torch.from_numpy(vals)
         used, local = np.unique(slots[present], return_inverse=True)
         raw = self.values.take(used)
         vals = torch.from_numpy(np.ascontiguousarray(self.pre.encode_stored(raw) if self.lazy else raw))
-        if self.dedupe:
-            index = torch.full((len(slots),), -1, dtype=torch.long)
-            index[torch.from_numpy(present)] = torch.from_numpy(local.reshape(-1)).long()
-            return Indexed(vals, index)
-        out = torch.from_numpy(np.broadcast_to(self.pre.empty(), (len(slots), *self.pre.empty().shape)).copy())
-        out[torch.from_numpy(present)] = vals[torch.from_numpy(local.reshape(-1)).long()]
-        return out
+        index = torch.full((len(slots),), -1, dtype=torch.long)
+        index[torch.from_numpy(present)] = torch.from_numpy(local.reshape(-1)).long()
+        return Indexed(vals, index)
 
 
 @dataclass

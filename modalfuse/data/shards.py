@@ -1,19 +1,24 @@
-"""On-disk arrays for out-of-core data: rows appended once, read back by row number.
+"""On-disk arrays for out-of-core data: rows appended once, read back by row number through a memory map.
 
-Each array is a raw little-endian file (``np.memmap(path, dtype, mode="r", shape=...)`` opens it) plus a
-JSON file with its dtype and shape, written last so that a half-written array is never taken for a
-whole one. Rows are read with ``os.pread`` rather than through a memory map: the pages then sit in the
-kernel's page cache, shared by every worker process, and never count towards a process's resident
-memory, so training on a table many times the size of RAM keeps a flat memory footprint.
+Each array is a raw little-endian file (``np.memmap(path, dtype, mode="r", shape=...)`` opens it too) plus a
+JSON file with its dtype and shape, written last so that a half-written array is never taken for a whole one.
+Rows are gathered by fancy indexing a read-only memory map. Pages of a file mapping count in a process's
+resident set while mapped, so after every ``RELEASE_BYTES`` or so of rows gathered the mapping's pages are
+released (``madvise(MADV_DONTNEED)``): they stay in the kernel's page cache, shared by every worker process,
+and a process's resident memory stays flat however large the shards are.
 """
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+#: bytes of rows gathered (counted at least 64 KiB a row: the kernel maps pages around each fault) between releases
+RELEASE_BYTES = 64 << 20
 
 
 class ShardWriter:
@@ -53,8 +58,10 @@ class ShardArray:
         self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
         if self.path.stat().st_size != self.shape[0] * self.row_bytes:
             raise ValueError(f"shard {self.path} holds {self.path.stat().st_size} bytes, expected {self.shape[0] * self.row_bytes}")
-        self._fd: int | None = None
+        self._array: np.ndarray | None = None
+        self._map: mmap.mmap | None = None
         self._pid = -1
+        self._touched = 0
 
     @staticmethod
     def complete(path: Path) -> bool:
@@ -67,31 +74,25 @@ class ShardArray:
     def nbytes(self) -> int:
         return self.shape[0] * self.row_bytes
 
-    def _file(self) -> int:
-        if self._fd is None or self._pid != os.getpid():  # each (forked) worker opens its own descriptor
-            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
-        return self._fd
+    def _mapped(self) -> np.ndarray:
+        if self._array is None or self._pid != os.getpid():  # each (forked or spawned) worker maps the file itself
+            self._pid = os.getpid()
+            if self.nbytes == 0:
+                self._map, self._array = None, np.zeros(self.shape, dtype=self.dtype)
+            else:
+                with open(self.path, "rb") as fh:
+                    self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                self._array = np.frombuffer(self._map, dtype=self.dtype).reshape(self.shape)
+        return self._array
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """The rows ``rows`` (in that order); runs of consecutive rows are read with one call."""
+        """A copy of the rows ``rows`` (in that order)."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        out = np.empty((len(rows), *self.row_shape), dtype=self.dtype)
-        if not len(rows):
-            return out
-        buf = out.reshape(len(rows), -1).view(np.uint8)
-        fd, size = self._file(), self.row_bytes
-        order = np.argsort(rows, kind="stable")
-        sorted_rows = rows[order]
-        start = 0
-        while start < len(rows):  # one read per run of consecutive rows in sorted order
-            end = start + 1
-            while end < len(rows) and sorted_rows[end] == sorted_rows[end - 1] + 1:
-                end += 1
-            data = os.pread(fd, size * (end - start), int(sorted_rows[start]) * size)
-            block = np.frombuffer(data, dtype=np.uint8).reshape(end - start, -1) if size else None
-            if block is not None:
-                buf[order[start:end]] = block
-            start = end
+        out = self._mapped()[rows]
+        self._touched += len(rows) * max(self.row_bytes, 1 << 16)
+        if self._touched >= RELEASE_BYTES and self._map is not None and hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED)  # drop this process's mapping of the pages (the page cache keeps them)
+            self._touched = 0
         return out
 
     def blocks(self, size: int = 4096) -> Iterator[tuple[int, np.ndarray]]:
@@ -104,10 +105,3 @@ class ShardArray:
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["path"])
-
-    def __del__(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
