@@ -175,3 +175,31 @@ def test_auto_storage_follows_the_budget(tmp_path):
     assert choose_storage("auto", path, pres, budget_gb=1.0) == "memory"
     assert choose_storage("auto", path, pres, budget_gb=1e-6) == "disk"
     assert choose_storage("memory", path, pres, budget_gb=1e-6) == "memory"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_cli_predict_streams_csv_and_parquet(tmp_path, suffix, capsys):
+    """``modalfuse predict --chunk-size`` streams either table format: the same predictions as one pass."""
+    from modalfuse import MultimodalModel
+    from modalfuse.cli import main
+
+    path = _table(tmp_path, n=30)
+    model = MultimodalModel(MODALITIES, "label", model={"fusion": {"name": "concat", "dim": 16}},
+                            train={"max_epochs": 1, "batch_size": 16, "val_fraction": 0.0, "progress": False}, workers=0)
+    model.fit(path)
+    model.save(tmp_path / "model")
+    table = path
+    if suffix == ".parquet":
+        table = tmp_path / "table.parquet"
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), table, row_group_size=8)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(tmp_path / "model"), str(table), "-o", str(out), "--chunk-size", "7"]) == 0
+    assert "30 rows read, 30 used, 0 skipped" in capsys.readouterr().out
+    streamed = pd.read_csv(out)
+    whole = model.predict_frame(path)
+    assert list(streamed["row"]) == list(range(30))
+    np.testing.assert_allclose(streamed["proba_c1"], whole["proba_c1"], atol=1e-6)
