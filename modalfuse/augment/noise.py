@@ -30,6 +30,8 @@ class _Noise:
 
 @AUGMENTS.register("tabular")
 class TabularAugmenter(_Noise):
+    Options = NoiseAugment
+
     @classmethod
     def build(cls, options: NoiseAugment, pre) -> "TabularAugmenter":
         k = len(pre.numeric)
@@ -38,6 +40,8 @@ class TabularAugmenter(_Noise):
 
 @AUGMENTS.register("vector")
 class VectorAugmenter(_Noise):
+    Options = NoiseAugment
+
     @classmethod
     def build(cls, options: NoiseAugment, pre) -> "VectorAugmenter":
         return cls(options, slice(None))
