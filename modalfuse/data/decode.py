@@ -76,21 +76,27 @@ class Decoder:
     decoded = 0
 
     def decode(self, name: str, cells: list[tuple], compact: bool = False) -> tuple[list, dict[int, DataError]]:
+        values, errors = [], {}
+        for start, batch, errs in self.batches(name, cells, compact):
+            values += batch
+            errors.update({start + k: e for k, e in errs.items()})
+        return values, errors
+
+    def batches(self, name: str, cells: list[tuple], compact: bool = False):
+        """(first position, values, {position in batch: DataError}) batch by batch, in order: a caller that writes
+        each batch away (disk shards) holds a few batches of decoded values, never a whole chunk."""
         pre = self.preprocessors[name]
         if self.workers > 0 and len(cells) > _BATCH:
             if self._pool is None:
                 self._pool = _context().Pool(self.workers, initializer=_init, initargs=(self.preprocessors, self.base_dir))
             jobs = [(name, cells[i:i + _BATCH], compact, self.base_dir) for i in range(0, len(cells), _BATCH)]
-            results = [r for batch in self._pool.imap(_decode_batch, jobs) for r in batch]
             self.decoded += len(cells)
+            results = self._pool.imap(_decode_batch, jobs)
         else:
-            results = decode_cells(pre, cells, self.base_dir, compact)
-        values, errors = [], {}
-        for i, (value, err) in enumerate(results):
-            values.append(value)
-            if err is not None:
-                errors[i] = DataError(err[0], column=err[1], file=err[2])
-        return values, errors
+            results = (decode_cells(pre, cells[i:i + _BATCH], self.base_dir, compact) for i in range(0, len(cells), _BATCH))
+        for k, batch in enumerate(results):
+            errs = {i: DataError(e[0], column=e[1], file=e[2]) for i, (_, e) in enumerate(batch) if e is not None}
+            yield k * _BATCH, [v for v, _ in batch], errs
 
 
 #: after decoding this many cells the fork server is stopped (its start-up, a few seconds, is small beside such a
@@ -114,3 +120,16 @@ def default_workers() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return 0 if cores < 2 else min(cores, 4)
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc ``malloc_trim``): after a pass over many mid-sized arrays
+    the heap keeps their pages, which would otherwise count as resident for the rest of the run."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass

@@ -27,7 +27,7 @@ from ..kinds import Preprocessor
 from .batch import Batch
 from .cache import FeatureCache
 from .dataset import Features, SkipReport, _dedupe
-from .decode import Decoder
+from .decode import Decoder, release_memory
 from .entities import Indexed
 from .readers import iter_table
 from .shard_cache import cache_writer_folder, fit_from_shard, load_cached, save_cached, shard_keys
@@ -225,13 +225,13 @@ def featurize_disk(
                 row_slots[name].append(s)
                 if name in cached:
                     continue
-                if name in writers:
-                    values, errs = decoder.decode(name, [cells[i] for i in new], compact=True)
+                if name in writers:  # each decoded batch goes to the shard at once
                     empty = np.zeros(*pre.stored())
-                    writers[name].append(np.stack([v if v is not None else empty for v in values]) if values else empty[None][:0])
                     first = slots[name].count - len(new)
-                    slots[name].errors.update({first + k: e for k, e in errs.items()})
-                    slots[name].present.extend(v is not None for v in values)
+                    for start, values, errs in decoder.batches(name, [cells[i] for i in new], compact=True):
+                        writers[name].append(np.stack([v if v is not None else empty for v in values]))
+                        slots[name].errors.update({first + start + k: e for k, e in errs.items()})
+                        slots[name].present.extend(v is not None for v in values)
                 else:
                     decoded[name] = _decode_chunk(decoder, name, cells, s, new, slots[name])
             if labelled and target not in frame.columns:
@@ -283,6 +283,7 @@ def featurize_disk(
                 encoded.write(decoded, chunk_slots, slots)
                 position += n
     arrays = {**encoded.close(), **{n: cached[n] for n in lazy}}
+    release_memory()
     errors = _final_errors(row_err, names, slots, slot_of, row_ids, table)
     targets = _encode_targets(labels_all, target_encoder, target, row_ids, table, errors) if labelled else None
     if errors and on_error == "raise":

@@ -84,8 +84,13 @@ def save_cached(cache: FeatureCache, key: str, array: ShardArray, present: list[
     return ShardArray(final / "values.bin")
 
 
-def fit_from_shard(pre: Preprocessor, shard: ShardArray, row_slots: np.ndarray, present: np.ndarray, block: int = 2048) -> None:
-    """Streaming fit of a stored kind: each slot's values once, weighted by the number of fitting rows holding it."""
+def fit_from_shard(pre: Preprocessor, shard: ShardArray, row_slots: np.ndarray, present: np.ndarray, block_bytes: int = 32 << 20) -> None:
+    """Streaming fit of a stored kind: each slot's values once, weighted by the number of fitting rows holding it,
+    read in blocks of about ``block_bytes``; skipped for kinds that fit nothing."""
+    if pre.stateless:
+        pre.fit_finish()
+        return
+    block = max(1, block_bytes // max(shard.row_bytes, 1))
     row_slots = row_slots[(row_slots >= 0)]
     row_slots = row_slots[present[row_slots]] if len(row_slots) else row_slots
     counts = np.bincount(row_slots, minlength=len(shard)) if len(row_slots) else np.zeros(len(shard), np.int64)

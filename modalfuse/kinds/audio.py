@@ -29,6 +29,7 @@ class AudioPreprocessor(FileKind):
     Options = AudioOptions
     default_encoder = "audio_cnn"
     onnx_unsupported = "the log-mel front end uses a complex STFT that the TorchScript ONNX exporter cannot express"
+    stateless = True
 
     @property
     def length(self) -> int:

@@ -66,6 +66,8 @@ class Preprocessor(ABC):
     json_parts: ClassVar[bool] = False
     #: why ONNX export cannot express this kind (None: it can)
     onnx_unsupported: ClassVar[Optional[str]] = None
+    #: nothing is fitted (streaming fits then skip the pass over the values)
+    stateless: ClassVar[bool] = False
 
     @property
     def kind(self) -> str:
