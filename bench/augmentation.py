@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, command_line, default_data_dir, machine_info, publish  # noqa: E402
+from common import RESULTS_DIR, default_data_dir, publish, run_header  # noqa: E402
 from storage_throughput import spoken_tables  # noqa: E402
 
 DIGIT_AUGMENT = {
@@ -85,12 +85,9 @@ def main() -> None:
     lines = [
         "# Train-time augmentation: on against off",
         "",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(started))}",
-        "- machine: " + ", ".join(f"{k} {v}" for k, v in machine_info(args.threads).items()),
-        f"- command (from the repository root): `{command_line()}`",
+        *run_header(args.threads, started, load_start, load_end),
         f"- seeds: {', '.join(map(str, range(args.seeds)))} (mean ± sample std); max epochs: digits {args.epochs_digits}, text {args.epochs_text}; "
         "patience 4 on 10 % held-out training rows; batch 64",
-        f"- load average (1, 5, 15 min) at start {load_start[0]:.2f}, {load_start[1]:.2f}, {load_start[2]:.2f}; at end {load_end[0]:.2f}, {load_end[1]:.2f}, {load_end[2]:.2f}",
         f"- digits augmentation: `{DIGIT_AUGMENT}`; text augmentation: `{TEXT_AUGMENT}`",
         "",
         "| set | augmentation | test accuracy % | test F1 % | per-seed accuracy % | epochs | wall s / seed |",

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, command_line, default_data_dir, machine_info, publish  # noqa: E402
+from common import RESULTS_DIR, default_data_dir, publish, run_header  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -93,13 +93,9 @@ def main() -> None:
     lines = [
         "# Frozen pretrained encoders run once: women's clothing reviews with frozen MiniLM",
         "",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(started))}",
-        "- machine: " + ", ".join(f"{k} {v}" for k, v in machine_info(args.threads).items()),
-        f"- command (from the repository root): `{command_line()}`",
+        *run_header(args.threads, started, load_start, load_end),
         f"- seed 0; {args.epochs} epochs; batch 64; no validation split; {len(train):,} training rows sampled from the toolkit's val.csv "
         f"and {len(test):,} test rows from its test.csv (random_state 0); MiniLM (all-MiniLM-L6-v2, bundled) frozen, {args.max_tokens} tokens",
-        f"- load average (1, 5, 15 min) at start {load_start[0]:.2f}, {load_start[1]:.2f}, {load_start[2]:.2f}; at end "
-        f"{load_end[0]:.2f}, {load_end[1]:.2f}, {load_end[2]:.2f} (shared machine: seconds are indicative, the ratio within a run less so)",
         "",
         "| run | epoch 1 s | epochs 2.. s (mean) | epochs 2.. / epoch 1 | backbone rows during fit | test accuracy % | test F1 % | max |Δ proba| vs uncached |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -13,7 +13,6 @@ The files are generated under --folder (default /tmp/modalfuse-out-of-core) and 
 from __future__ import annotations
 
 import argparse
-import io
 import multiprocessing
 import os
 import shutil
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, command_line, machine_info, publish  # noqa: E402  (sets the environment first)
+from common import RESULTS_DIR, publish, run_header  # noqa: E402  (sets the environment first)
 
 import numpy as np  # noqa: E402
 
@@ -193,7 +192,7 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     df_before = subprocess.run(["df", "-h", str(folder)], capture_output=True, text=True).stdout.strip()
-    load_start = os.getloadavg()
+    load_start, started = os.getloadavg(), time.time()
     modalities = [
         {"name": "image", "kind": "image", "columns": ["image"], "options": {"size": [args.image_size] * 2, "channels": 3},
          "encoder": {"dim": 64, "options": {"widths": [8, 16, 32], "dropout": 0.1}}},
@@ -239,7 +238,6 @@ def main() -> None:
     with PeakRSS() as rss:
         t1 = time.perf_counter()
         model.fit(str(train_csv))
-        t_fit = time.perf_counter() - t1
         metrics = model.evaluate(str(test_csv))
     api.fit_net = real_fit_net
     t_decode = phases["train_start"] - t1
@@ -258,11 +256,7 @@ def main() -> None:
     lines = [
         "# Out-of-core training: bounded memory",
         "",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
-        "- machine: " + ", ".join(f"{k} {v}" for k, v in machine_info(args.threads).items()),
-        f"- command (from the repository root): `{command_line()}`",
-        f"- load average (1, 5, 15 min) at start {load_start[0]:.2f}, {load_start[1]:.2f}, {load_start[2]:.2f}; "
-        f"at end {load_end[0]:.2f}, {load_end[1]:.2f}, {load_end[2]:.2f} (the machine is shared with other jobs: times are indicative)",
+        *run_header(args.threads, started, load_start, load_end),
         f"- seed 0; {args.workers} decode workers and {args.workers} DataLoader workers; torch threads {args.threads}; chunks of {args.chunk_size} rows",
         f"- disk before: `{df_before.splitlines()[-1] if df_before else '?'}`",
         "",

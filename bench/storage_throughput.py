@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, command_line, default_data_dir, machine_info, publish  # noqa: E402
+from common import RESULTS_DIR, default_data_dir, publish, run_header  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -146,13 +146,9 @@ def main() -> None:
     lines = [
         "# Disk storage against in-memory storage: training throughput and first-time decoding",
         "",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(started))}",
-        "- machine: " + ", ".join(f"{k} {v}" for k, v in machine_info(args.threads).items()),
-        f"- command (from the repository root): `{command_line()}`",
+        *run_header(args.threads, started, load_start, load_end),
         f"- seeds: {', '.join(map(str, range(args.seeds)))}; epochs: spoken digits {args.epochs_spoken}, handwritten {args.epochs_handwritten}; no validation split",
-        f"- load average (1, 5, 15 min) at start {load_start[0]:.2f}, {load_start[1]:.2f}, {load_start[2]:.2f}; at end "
-        f"{load_end[0]:.2f}, {load_end[1]:.2f}, {load_end[2]:.2f}. The machine is shared with other jobs, so the ratios are noisy; "
-        "the variants run interleaved (all three for a seed, then the next seed) so that load changes hit them alike.",
+        "- the variants run interleaved (all three for a seed, then the next seed), so that load changes hit them alike",
         "",
         "Training samples/s (mean ± std over seeds) over epochs 2.. and over all epochs (epoch 1 includes starting the loader's "
         "worker processes), the ratio of the steady rate to the in-memory one, and test accuracy. Spoken digits: FSDD audio "

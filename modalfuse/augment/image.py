@@ -41,7 +41,7 @@ class ImageAugmenter:
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         if not len(x):
             return x
-        n, o = x.shape[0], self.o
+        o = self.o
         if o.crop_scale is not None or o.flip > 0:
             x = self._geometry(x, g)
         if o.brightness or o.contrast or o.saturation:

@@ -11,7 +11,6 @@ memory (``featurize``), and the decoded shards of file kinds are cached by conte
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import weakref
