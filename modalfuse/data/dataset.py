@@ -133,7 +133,7 @@ def _decode_column(
         hit = cache.load(key)
         if hit is not None:
             return hit
-    if workers > 0 and pre.file_cells and len(cells) > 256:  # files decoded by worker processes
+    if workers > 0 and pre.file_cells and len(cells) > 256:  # files decoded by worker processes (arrays stay here)
         from .decode import Decoder
 
         with Decoder({pre.config.name: pre}, base_dir, workers) as decoder:

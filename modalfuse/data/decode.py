@@ -86,7 +86,7 @@ class Decoder:
         """(first position, values, {position in batch: DataError}) batch by batch, in order: a caller that writes
         each batch away (disk shards) holds a few batches of decoded values, never a whole chunk."""
         pre = self.preprocessors[name]
-        if self.workers > 0 and len(cells) > _BATCH:
+        if self.workers > 0 and len(cells) > _BATCH and _names_files(cells):
             if self._pool is None:
                 self._pool = _context().Pool(self.workers, initializer=_init, initargs=(self.preprocessors, self.base_dir))
             jobs = [(name, cells[i:i + _BATCH], compact, self.base_dir) for i in range(0, len(cells), _BATCH)]
@@ -120,6 +120,12 @@ def default_workers() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return 0 if cores < 2 else min(cores, 4)
+
+
+def _names_files(cells: list[tuple]) -> bool:
+    """Whether cells are file paths or bytes (worth a worker); arrays already in memory decode faster here."""
+    first = next((c for row in cells for c in row if isinstance(c, (str, bytes, bytearray)) and c), None)
+    return first is not None
 
 
 def release_memory() -> None:
