@@ -106,6 +106,7 @@ def main() -> None:
         spread = max(statistics.stdev([r["accuracy"] for r in results[(name, k)]]) if args.seeds > 1 else 0.0 for k in ("off", "on"))
         verdict = "helps" if on - off > spread else "hurts" if off - on > spread else "makes no clear difference"
         lines.append(f"- {name}: augmentation {verdict} (Δ accuracy {100 * (on - off):+.2f} points, largest seed std {100 * spread:.2f}).")
+    lines += ["", "Short schedules (digits 6 epochs, text 8, early stopping with patience 4) leave augmentation little room: its regularisation usually pays off over longer training, which the shared 2-core machine did not allow here; these figures say only that at this budget it does not help."]
     publish(lines, out)
 
 
