@@ -119,24 +119,26 @@ class PeakRSS:
 
         self.psutil, self.interval = psutil, interval
         self.peak, self.peak_procs, self.samples, self.peak_pss = 0, 0, 0, 0
-        self.phase, self.phases = "decode", {}
+        self.phase, self.phases, self.peak_parts = "decode", {}, []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         me = self.psutil.Process()
         while not self._stop.is_set():
-            total, procs, pss = 0, 0, 0
+            total, procs, pss, parts = 0, 0, 0, []
             for p in [me, *me.children(recursive=True)]:
                 try:
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
+                    total += rss
                     procs += 1
+                    parts.append(("main" if p.pid == me.pid else p.name()[:12], rss))
                     if self.samples % 8 == 0:  # proportional set size (shared pages split between processes): costly, sampled less often
                         pss += p.memory_full_info().pss
                 except self.psutil.Error:
                     pass
             if total > self.peak:
-                self.peak, self.peak_procs = total, procs
+                self.peak, self.peak_procs, self.peak_parts = total, procs, sorted(parts, key=lambda x: -x[1])
             if total > self.phases.get(self.phase, (0, 0))[0]:
                 self.phases[self.phase] = (total, procs)
             self.peak_pss = max(self.peak_pss, pss)
@@ -272,6 +274,7 @@ def main() -> None:
         "|---|---:|",
         f"| peak RSS, process tree (sum over {rss.peak_procs} processes at the peak) | **{gb(rss.peak)}** ({'≤' if ok_rss else '>'} {args.budget_gb:g} GB budget) |",
         "| peak RSS by phase | " + ", ".join(f"{k} {gb(v[0])} ({v[1]} processes)" for k, v in rss.phases.items()) + " |",
+        "| processes at the peak (RSS) | " + ", ".join(f"{n} {gb(r)}" for n, r in rss.peak_parts) + " |",
         f"| peak PSS, process tree (shared pages split between processes; sampled every 2 s) | {gb(rss.peak_pss)} |",
         f"| rows read = used + skipped | {read:,} = {used:,} + {skipped:,} ({'holds' if read == used + skipped else 'FAILS'}) |",
         f"| rows trained on (one epoch) | {trained:,} |",

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 
 #: bytes of rows gathered (counted at least 64 KiB a row: the kernel maps pages around each fault) between releases
-RELEASE_BYTES = 64 << 20
+RELEASE_BYTES = 16 << 20
 
 
 class ShardWriter:
