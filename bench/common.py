@@ -99,6 +99,20 @@ def machine_info(threads: int) -> str:
     return f"{package_machine_info()}; {threads} intra-op thread(s); {library_versions()}"
 
 
+def run_header(threads: int, started: float, load_start: tuple, load_end: tuple) -> list[str]:
+    """The date, machine, command and load-average lines every results file starts with."""
+    def fmt(load: tuple) -> str:
+        return ", ".join(f"{x:.2f}" for x in load)
+
+    return [
+        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(started))}",
+        "- machine: " + ", ".join(f"{k} {v}" for k, v in machine_info(threads).items()),
+        f"- command (from the repository root): `{command_line()}`",
+        f"- load average (1, 5, 15 min) at start {fmt(load_start)}, at end {fmt(load_end)}; the machine is shared with other "
+        "jobs, so times are indicative",
+    ]
+
+
 def mean_std(values: Sequence[float], percent: bool = False, digits: int = 2) -> str:
     """``mean ± std`` (sample std, n-1; 0 for a single value); ``percent`` multiplies by 100."""
     vals = [v * 100 if percent else v for v in values]

@@ -1,6 +1,7 @@
 """The user-facing estimator: build from config, fit, predict, evaluate, save and load."""
 from __future__ import annotations
 
+import gc
 import json
 import math
 from dataclasses import replace
@@ -17,10 +18,15 @@ from .core.storage import estimator_files, load_preprocessors, load_state, open_
 from .errors import DataError
 from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig, format_validation_error
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
+from .augment import augmenters
 from .data.cache import FeatureCache
+from .data.decode import default_workers
+from .data.disk import featurize_disk
+from .data.storage import choose_storage, target_values
 from .data.readers import as_frame
 from .errors import ConfigError
 from .encoders import ENCODERS
+from .encoders.frozen_cache import frozen_caches
 from .evaluate import classification_metrics, regression_metrics
 from .fusion import FUSIONS
 from .model import MultimodalNet
@@ -46,6 +52,10 @@ class MultimodalModel:
         on_error: str = "raise",
         cache_dir: Optional[str] = None,
         na_values: Optional[list[str]] = None,
+        storage: str = "auto",
+        workers: Optional[int] = None,
+        chunk_size: int = 10000,
+        memory_budget_gb: Optional[float] = None,
     ) -> None:
         self.modalities = [_validated(ModalityConfig, m, "", at=_item_key(m, i)) for i, m in enumerate(modalities)]
         if not self.modalities:
@@ -63,6 +73,10 @@ class MultimodalModel:
         #: cell texts read as missing in tables read from files, besides the empty cell (data.na_values)
         self.na_values = list(na_values or [])
         self.cache = FeatureCache(cache_dir) if cache_dir != "none" else None
+        #: data.storage as asked (auto, memory, disk) and as chosen by the last fit (``storage_``)
+        self.storage, self.storage_ = storage, "memory" if storage == "auto" else storage
+        self.workers = default_workers() if workers is None else workers
+        self.chunk_size, self.memory_budget_gb = chunk_size, memory_budget_gb
         self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
         self.target_encoder: Optional[TargetEncoder] = None
         self.members: list[MultimodalNet] = []
@@ -81,18 +95,34 @@ class MultimodalModel:
             raise ConfigError("modalities: the config names no modalities")
         if not tgt:
             raise ConfigError("data.target: the config names no target column")
-        return cls(mods, tgt, cfg.model, cfg.train, cfg.data.task, cfg.data.on_error, cfg.data.cache_dir, cfg.data.na_values)
+        return cls(mods, tgt, cfg.model, cfg.train, cfg.data.task, cfg.data.on_error, cfg.data.cache_dir, cfg.data.na_values,
+                   cfg.data.storage, cfg.data.workers, cfg.data.chunk_size, cfg.data.memory_budget_gb)
 
     # ----------------------------------------------------------------- data
     def _features(self, data: Any, name: str, fit: bool = False, with_target: bool = True, frame_table=None) -> Features:
+        if frame_table is None and self.storage_ == "disk" and not fit and isinstance(data, (str, Path, pd.DataFrame)):
+            return self._disk_features(data, name, with_target=with_target)[0]
         frame, table, base = frame_table or as_frame(data, self.na_values)
         features = featurize(
             frame, self.preprocessors, self.target_encoder, self.target if with_target else None,
             fit=fit, table=table, base_dir=base, on_error=self.on_error, cache=self.cache,
-            progress=self.train_config.progress,
+            progress=self.train_config.progress, workers=self.workers,
         )
         self.reports[name] = features.report
         return features
+
+    def _disk_features(self, data: Any, name: str, fit: bool = False, val_fraction: float = 0.0, with_target: bool = True):
+        """Stream ``data`` into on-disk shards (``data.storage: disk``); with ``fit``, also the held-out rows."""
+        train, val = featurize_disk(
+            data, self.preprocessors, self.target_encoder, self.target if with_target else None, fit=fit,
+            val_fraction=val_fraction, seed=self.train_config.seed, on_error=self.on_error, cache=self.cache,
+            workers=self.workers, chunk_size=self.chunk_size, na_values=self.na_values,
+        )
+        for part, key in ((train, name), (val, "val")):
+            if part is not None:
+                part.workers = self.workers
+                self.reports[key] = part.report
+        return train, val
 
     def _split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         from sklearn.model_selection import train_test_split  # imported here: slow, and only this split needs it
@@ -120,24 +150,37 @@ class MultimodalModel:
         """
         if run_dir and resume and Path(run_dir).resolve() != Path(resume).resolve():
             raise ConfigError(f"fit: resume={str(resume)!r} continues that run folder; run_dir={str(run_dir)!r} names another")
-        frame, table, base = as_frame(data, self.na_values)
-        if self.target not in frame.columns:
-            raise ConfigError(f"data.target: column {self.target!r} is not in the training table (columns: {list(frame.columns)[:20]})")
-        # fitted state starts afresh: a second fit re-infers the task and refits every preprocessor
-        self.task_ = infer_task(frame[self.target], table) if self.requested_task == "auto" else self.requested_task
         self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
+        self.storage_ = choose_storage(self.storage, data, self.preprocessors, self.memory_budget_gb)
+        if self.storage_ == "disk":  # the table is streamed: only its target column is read whole, to infer the task
+            labels, table, columns = target_values(data, self.target, self.chunk_size, self.na_values)
+        else:
+            frame, table, base = as_frame(data, self.na_values)
+            labels, columns = frame.get(self.target), list(frame.columns)
+        if labels is None:
+            raise ConfigError(f"data.target: column {self.target!r} is not in the training table (columns: {columns[:20]})")
+        # fitted state starts afresh: a second fit re-infers the task and refits every preprocessor
+        self.task_ = infer_task(labels, table) if self.requested_task == "auto" else self.requested_task
         self.temperature, self.reports = 1.0, {}
         self.target_encoder = TargetEncoder(self.task_)
-        if val is None:
-            train_frame, val_frame = self._split(frame)
-            val_source = (val_frame, table, base)
+        if self.storage_ == "disk":
+            train, valid = self._disk_features(data, "train", fit=True, val_fraction=self.train_config.val_fraction if val is None else 0.0)
+            if val is not None:
+                valid = self._disk_features(val, "val")[0]
         else:
-            train_frame, val_source = frame, as_frame(val, self.na_values)
-        train = self._features(None, "train", fit=True, frame_table=(train_frame, table, base))
+            if val is None:
+                train_frame, val_frame = self._split(frame)
+                val_source = (val_frame, table, base)
+            else:
+                train_frame, val_source = frame, as_frame(val, self.na_values)
+            train = self._features(None, "train", fit=True, frame_table=(train_frame, table, base))
+            valid = self._features(None, "val", frame_table=val_source) if len(val_source[0]) else None
         if len(train) == 0:
             reasons = "; ".join(str(e) for e in train.report.skipped[:3])
             raise DataError(f"every one of the {train.report.rows_read} training rows was skipped, nothing to train on (first: {reasons})", table=table)
-        valid = self._features(None, "val", frame_table=val_source) if len(val_source[0]) else None
+        if valid is not None and len(valid) == 0:
+            valid = None
+        train.augment = augmenters(self.modalities, self.preprocessors)  # training batches only
         self.checked = {name: self._features(source, name) for name, source in (check or {}).items()}
         aux = self.model_config.aux_weight
         if aux is None:
@@ -153,6 +196,9 @@ class MultimodalModel:
             member_dir = run_path / f"member{i}" if run_path is not None and self.train_config.ensemble > 1 else run_path
             start_from = latest_checkpoint(member_dir) if resume and member_dir is not None else None
             histories.append(fit_net(net, train, valid, cfg, aux, member_dir, resume=start_from, callbacks=self.callbacks))
+            for cache in frozen_caches(net):
+                cache.flush()
+            gc.collect()  # the finished trainer's loader workers exit now, not at some later collection
             self.members.append(net)
         self.history = histories[0] if len(histories) == 1 else {"members": histories}
         if run_path is not None and is_rank_zero():  # under torchrun / srun only rank zero writes
@@ -167,7 +213,17 @@ class MultimodalModel:
 
     def _build_net(self) -> MultimodalNet:
         info = {name: pre.encoder_info() for name, pre in self.preprocessors.items()}
-        return MultimodalNet.build(self.modalities, self.model_config, info, self.task, self.target_encoder.n_outputs)
+        net = MultimodalNet.build(self.modalities, self.model_config, info, self.task, self.target_encoder.n_outputs)
+        for m in self.modalities:  # frozen backbones: outputs cached per distinct input, on disk beside the feature cache
+            encoder = net.encoders[m.name] if m.name in net.encoders else None
+            cache = getattr(encoder, "frozen_cache", None)
+            if cache is None:
+                continue
+            if m.augment is not None and m.augment.active():
+                encoder.frozen_cache = None  # augmented inputs never repeat: caching them would only grow
+            elif self.cache is not None:
+                cache.use_folder(self.cache.folder.parent / "embeddings")
+        return net
 
     # ----------------------------------------------------------------- predict
     @property

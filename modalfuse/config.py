@@ -39,6 +39,11 @@ class ModalityConfig(_Strict):
         description="Store each distinct value once and encode it once per batch (for values that repeat across rows, "
         "e.g. the drugs and proteins of pair data). Unset: on when rows outnumber distinct values two to one; graphs always.",
     )
+    augment: Optional[Any] = Field(
+        None, description="Train-time augmentation of this modality (`modalfuse schema` lists the options per kind): "
+        "image crop_scale/flip/brightness/contrast/saturation, audio shift/gain_db/noise/time_masks/freq_masks, "
+        "text token_dropout, tabular/vector noise. Seeded per batch; never at validation or prediction.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -57,6 +62,10 @@ class ModalityConfig(_Strict):
                 if opts.get("kind") not in (None, data["kind"]):
                     raise ValueError(f"options: options are for kind {opts['kind']!r} but the modality is {data['kind']!r}")
                 data["options"] = _as_value_error(parse_options, kind.Options, {**opts, "kind": data["kind"]}, "options", f"kind {data['kind']!r}")
+            if data.get("augment") is not None:
+                from .augment import parse_augment
+
+                data["augment"] = _as_value_error(parse_augment, data["kind"], data["augment"])
         return data
 
     @model_validator(mode="after")
@@ -287,6 +296,14 @@ class DataConfig(_Strict):
         'by default "NA", "None" or "null" are values like any other.',
     )
     cache_dir: Optional[str] = Field(None, description="Feature cache folder; default ~/.cache/modalfuse/features; 'none' turns caching off.")
+    storage: Literal["auto", "memory", "disk"] = Field(
+        "auto", description="memory: one tensor per modality in RAM; disk: tables streamed in chunks into on-disk shards "
+        "read batch by batch (bounded memory); auto: disk when the decoded float32 data would exceed memory_budget_gb.",
+    )
+    memory_budget_gb: Optional[float] = Field(None, gt=0, description="For storage: auto; default a quarter of the available RAM.")
+    workers: Optional[int] = Field(None, ge=0, description="Processes decoding files and (disk storage) loading batches; "
+                                   "default one per core up to 4; 0: all in the main process.")
+    chunk_size: int = Field(10000, gt=0, description="Rows read at a time with disk storage (CSV chunks, Parquet row-group slices).")
 
     @model_validator(mode="after")
     def _source(self) -> "DataConfig":

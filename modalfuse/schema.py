@@ -39,7 +39,9 @@ def config_schema() -> dict[str, Any]:
     defs["EncoderConfig"]["allOf"] = _by_name(regs["encoders"], "name", "options")
     defs["FusionConfig"]["allOf"] = _by_name(regs["fusions"], "name", "options")
     defs["ModelConfig"]["allOf"] = _by_name(regs["heads"], "head", "head_options")
-    defs["ModalityConfig"]["allOf"] = _by_name(regs["kinds"], "kind", "options")
+    from .augment import AUGMENTS
+
+    defs["ModalityConfig"]["allOf"] = _by_name(regs["kinds"], "kind", "options") + _by_name(AUGMENTS, "kind", "augment")
     for d, reg in (("EncoderConfig", "encoders"), ("FusionConfig", "fusions")):
         defs[d]["properties"]["name"]["examples"] = regs[reg].names()
     defs["ModelConfig"]["properties"]["head"]["examples"] = ["default", *regs["heads"].names()]

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--on-error", choices=["raise", "skip"])
         if name == "predict":
             s.add_argument("--output", "-o", required=True, help="predictions file (.csv or .parquet)")
-            s.add_argument("--chunk-size", type=positive, help="stream a large CSV/TSV in chunks of N rows, appending to the output")
+            s.add_argument("--chunk-size", type=positive, help="stream a large CSV/TSV or Parquet table in chunks of N rows, appending to the output")
         s.set_defaults(func=func)
 
     e = sub.add_parser("export", help="write a checksummed model bundle (folder, or .tar.gz) with a model card")

@@ -180,32 +180,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _predict_chunked(model, args: argparse.Namespace) -> int:
-    """Stream a large CSV/TSV in chunks of ``--chunk-size`` rows, appending predictions to the output."""
-    import pandas as pd
+    """Stream a large CSV/TSV or Parquet table in chunks of ``--chunk-size`` rows (Parquet: by row groups),
+    appending predictions to the output."""
     from tqdm.auto import tqdm
 
-    from ..data.readers import Table
+    from ..data.readers import iter_table
+    from ..data.storage import estimated_rows
     from ..errors import DataError
 
     source = Path(args.data)
-    if source.suffix.lower() not in (".csv", ".tsv", ".txt") or not source.exists():
-        raise DataError("--chunk-size streams CSV/TSV files only; give an existing .csv or .tsv file", table=source)
-    base = source.resolve().parent
+    if source.suffix.lower() not in (".csv", ".tsv", ".txt", ".parquet", ".pq") or not source.exists():
+        raise DataError("--chunk-size streams CSV/TSV or Parquet files only; give an existing .csv, .tsv or .parquet file", table=source)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     parquet = out.suffix.lower() in (".parquet", ".pq")
     if out.exists():
         out.unlink()
-    with open(source, "rb") as fh:
-        total = max(0, sum(1 for _ in fh) - 1)
-    reader = pd.read_csv(source, sep="\t" if source.suffix.lower() == ".tsv" else ",", chunksize=args.chunk_size,
-                         keep_default_na=False, na_values=["", *model.na_values])  # as read_table: only listed words are missing
+    total = estimated_rows(source)
     writer, written, read, skipped = None, 0, 0, []
     bar = tqdm(total=total, unit="row", desc="predict", disable=not sys.stderr.isatty() and not os.environ.get("MODALFUSE_PROGRESS"))
     try:
-        for chunk in reader:
+        for table in iter_table(source, args.chunk_size, model.na_values):
+            chunk = table.frame
             try:  # file cells (images, audio, series) resolve against the table's folder
-                frame = model.predict_frame(Table(chunk, str(source), base))
+                frame = model.predict_frame(table)
             except DataError as err:
                 raise DataError(err.reason, row=err.row, column=err.column, table=source, file=err.file) from None
             report = model.reports["predict"]

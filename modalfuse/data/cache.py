@@ -28,24 +28,39 @@ def default_cache_dir() -> Path:
     return Path(root) / "features"
 
 
+class ContentHasher:
+    """SHA-256 over decoding options and cells, fed chunk by chunk; file cells are hashed by their bytes."""
+
+    def __init__(self, kind: str, options: dict[str, Any], base_dir: Path | None) -> None:
+        self.base_dir = base_dir
+        self.h = hashlib.sha256(json.dumps([CACHE_VERSION, kind, options, str(base_dir) if base_dir else None], sort_keys=True, default=str).encode())
+
+    def update(self, cells: list[tuple]) -> None:
+        h = self.h
+        for row in cells:
+            for cell in row:
+                if isinstance(cell, np.ndarray):
+                    h.update(b"A" + str(cell.shape).encode() + str(cell.dtype).encode() + np.ascontiguousarray(cell).tobytes())
+                elif is_missing(cell):
+                    h.update(b"M")
+                elif isinstance(cell, (bytes, bytearray)):
+                    h.update(b"B" + hashlib.sha256(cell).digest())
+                else:
+                    path = resolve_path(cell, self.base_dir)
+                    h.update(b"F" + str(cell).encode())
+                    if path.is_file():
+                        h.update(hashlib.sha256(path.read_bytes()).digest())
+            h.update(b"|")
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
+
+
 def content_key(kind: str, options: dict[str, Any], cells: list[tuple], base_dir: Path | None) -> str:
     """SHA-256 over the decoding options and every cell, with file cells hashed by their bytes."""
-    h = hashlib.sha256(json.dumps([CACHE_VERSION, kind, options, str(base_dir) if base_dir else None], sort_keys=True, default=str).encode())
-    for row in cells:
-        for cell in row:
-            if isinstance(cell, np.ndarray):
-                h.update(b"A" + str(cell.shape).encode() + str(cell.dtype).encode() + np.ascontiguousarray(cell).tobytes())
-            elif is_missing(cell):
-                h.update(b"M")
-            elif isinstance(cell, (bytes, bytearray)):
-                h.update(b"B" + hashlib.sha256(cell).digest())
-            else:
-                path = resolve_path(cell, base_dir)
-                h.update(b"F" + str(cell).encode())
-                if path.is_file():
-                    h.update(hashlib.sha256(path.read_bytes()).digest())
-        h.update(b"|")
-    return h.hexdigest()
+    hasher = ContentHasher(kind, options, base_dir)
+    hasher.update(cells)
+    return hasher.hexdigest()
 
 
 class FeatureCache:

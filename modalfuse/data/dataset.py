@@ -86,9 +86,19 @@ class Features(torch.utils.data.Dataset):
     target: Optional[torch.Tensor]
     rows: list
     report: SkipReport
+    #: train-time augmentation (modality name → function of a batch's values and a generator); set on training features
+    augment: Optional[dict] = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def custom_loader(self, batch_size: int, shuffle: bool, seed: int = 0):
+        """A loader that augments batches with seeded draws, when augmentation is on; None: the plain batches do."""
+        if not self.augment:
+            return None
+        from .loader import make_loader
+
+        return make_loader(self, batch_size, shuffle, seed, 0, self.augment)
 
     def __getitem__(self, index) -> Batch:
         idx = torch.as_tensor(index, dtype=torch.long)
@@ -122,6 +132,7 @@ def _decode_column(
     base_dir: Optional[Path],
     cache: Optional[FeatureCache],
     progress: bool,
+    workers: int = 0,
 ) -> tuple[list, dict[int, DataError]]:
     key = None
     if pre.cacheable and cache is not None:
@@ -129,6 +140,14 @@ def _decode_column(
         hit = cache.load(key)
         if hit is not None:
             return hit
+    if workers > 0 and pre.file_cells and len(cells) > 256:  # files decoded by worker processes (arrays stay here)
+        from .decode import Decoder
+
+        with Decoder({pre.config.name: pre}, base_dir, workers) as decoder:
+            values, errors = decoder.decode(pre.config.name, cells)
+        if key is not None:
+            cache.save(key, values, errors, pre.empty())
+        return values, errors
     values: list = []
     errors: dict[int, DataError] = {}
     iterator = tqdm(cells, desc=f"decode {pre.config.name}", disable=not show_progress(progress) or len(cells) < 500, leave=False)
@@ -179,6 +198,7 @@ def featurize(
     on_error: str = "raise",
     cache: Optional[FeatureCache] = None,
     progress: bool = False,
+    workers: int = 0,
 ) -> Features:
     """Decode every modality of ``frame``, fit preprocessors when ``fit``, encode, and mask.
 
@@ -204,7 +224,7 @@ def featurize(
             )
         cells = list(zip(*(frame[c].tolist() for c in pre.config.columns))) if n else []
         unique_cells, inverse[name] = _distinct(cells)
-        distinct[name], errs = _decode_column(pre, unique_cells, base_dir, cache, progress)
+        distinct[name], errs = _decode_column(pre, unique_cells, base_dir, cache, progress, workers)
         for i in np.flatnonzero(np.isin(inverse[name], list(errs))) if errs else ():
             errors.setdefault(int(i), errs[inverse[name][i]].located(row=rows[i], column=", ".join(pre.config.columns), table=table))
     decoded = {name: [distinct[name][j] for j in inverse[name]] for name in preprocessors}

@@ -159,3 +159,67 @@ def as_frame(data: Any, na_values: Sequence[str] | None = None) -> tuple[pd.Data
     if isinstance(data, Mapping):
         return frame_from_arrays(data), None, None
     raise TypeError(f"expected a DataFrame, a table path, a mapping of arrays, AnnData/MuData or a sparse matrix, got {type(data).__name__}")
+
+
+def iter_table(data: Any, chunk_size: int, na_values: Sequence[str] | None = None):
+    """Yield ``Table`` chunks of at most ``chunk_size`` rows, numbered on across chunks: CSV/TSV read in chunks,
+    Parquet by row groups (split further when larger), a DataFrame or mapping by slices. Only one chunk is in memory."""
+    if isinstance(data, (str, Path)) and Path(data).suffix.lower() in (".csv", ".txt", ".tsv", ".parquet", ".pq"):
+        path = Path(data)
+        if not path.is_file():
+            read_table(path)  # the one-line error for a missing file or a folder
+        name, base = str(path), path.resolve().parent
+        if path.suffix.lower() in (".parquet", ".pq"):
+            yield from _parquet_chunks(path, chunk_size, na_values, name, base)
+            return
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        _check_header(path, sep)
+        na = [""] + [str(v) for v in (na_values or [])]
+        try:
+            for frame in pd.read_csv(path, sep=sep, keep_default_na=False, na_values=na, chunksize=chunk_size):
+                yield Table(frame, name, base)
+        except UnicodeDecodeError as err:
+            raise DataError(f"not UTF-8 text: {_bad_byte(path, err)}; save the table as UTF-8", table=path) from None
+        except pd.errors.EmptyDataError:
+            raise DataError("the table is empty (no header row)", table=path) from None
+        except (pd.errors.ParserError, ValueError) as err:
+            raise DataError(f"cannot read table: {str(err).splitlines()[0]}", table=path) from None
+        return
+    frame, name, base = as_frame(data, na_values)
+    for start in range(0, max(len(frame), 1), chunk_size):
+        yield Table(frame.iloc[start:start + chunk_size], name, base)
+
+
+def _parquet_chunks(path: Path, chunk_size: int, na_values, name: str, base: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        source = pq.ParquetFile(path)
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot read table: {str(err).splitlines()[0]}", table=path) from None
+    _refuse_duplicates(list(source.schema_arrow.names), path)
+    start = 0
+    for group in range(source.num_row_groups):
+        for batch in source.iter_batches(batch_size=chunk_size, row_groups=[group]):
+            frame = batch.to_pandas()
+            frame.index = pd.RangeIndex(start, start + len(frame))
+            if na_values:
+                frame = frame.replace({v: np.nan for v in na_values})
+            start += len(frame)
+            yield Table(frame, name, base)
+
+
+def count_rows(data: Any) -> int | None:
+    """Rows of a Parquet file (from its metadata) or a frame; None for CSV (that would read it)."""
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        if path.suffix.lower() in (".parquet", ".pq") and path.is_file():
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        return None
+    if isinstance(data, Table):
+        return len(data.frame)
+    if isinstance(data, pd.DataFrame):
+        return len(data)
+    return None

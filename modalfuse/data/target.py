@@ -64,10 +64,30 @@ class TargetEncoder:
         self._index = {c: i for i, c in enumerate(self.classes)} if self.classes is not None else {}
 
     def fit(self, values: pd.Series) -> None:
+        self.fit_start()
+        self.fit_update(values)
+        self.fit_finish()
+
+    def fit_start(self) -> None:
+        self._seen: set = set()
+
+    def fit_update(self, values) -> None:
+        """Add training targets (a chunk of them: the classes are gathered as a set)."""
         if self.task == "classification":
-            present = [_plain(v) for v in values if not is_missing(v)]
-            self.classes = sorted(set(present), key=lambda c: (str(type(c)), c))
+            self._seen.update(_plain(v) for v in values if not is_missing(v))
+
+    def fit_finish(self) -> None:
+        if self.task == "classification":
+            self.classes = sorted(self._seen, key=lambda c: (str(type(c)), c))
             self._index = {c: i for i, c in enumerate(self.classes)}
+
+    def check(self, value: Any) -> None:
+        """Raise the DataError ``encode`` would, as far as it is known before fitting (an empty or non-numeric target)."""
+        if self.task == "classification" and self.classes is None:
+            if is_missing(value):
+                raise DataError("the target is empty")
+        else:
+            self.encode(value)
 
     def encode(self, value: Any) -> float:
         if is_missing(value):

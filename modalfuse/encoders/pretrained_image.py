@@ -6,6 +6,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .base import ENCODERS, Encoder, EncoderInfo
+from .frozen_cache import FrozenCache
 
 #: EfficientNet-Lite's input scaling (TensorFlow reference): (pixel·255 − 127) / 128
 _LITE_MEAN, _LITE_STD = 127.0 / 255.0, 128.0 / 255.0
@@ -34,7 +35,7 @@ class EfficientNetLite0(Encoder):
     kinds = ("image",)
     needs = ('in_channels',)
 
-    def __init__(self, dim: int, info: EncoderInfo, freeze: bool = True) -> None:
+    def __init__(self, dim: int, info: EncoderInfo, freeze: bool = True, cache: bool = True) -> None:
         super().__init__(dim, info)
         self.freeze = freeze
         self.backbone = load_efficientnet_lite0()
@@ -45,6 +46,8 @@ class EfficientNetLite0(Encoder):
         # the image preprocessor standardised each channel with these; the network wants its own scaling
         self.register_buffer("pixel_mean", torch.tensor(info.get("mean", [0.0] * channels)).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(info.get("std", [1.0] * channels)).view(1, -1, 1, 1), persistent=False)
+        #: frozen backbone: pooled features per distinct image, computed once (in memory and on disk)
+        self.frozen_cache = FrozenCache({"encoder": "efficientnet_lite0", "mean": info.get("mean"), "std": info.get("std")}) if freeze and cache else None
 
     def train(self, mode: bool = True) -> "EfficientNetLite0":
         super().train(mode)
@@ -69,4 +72,6 @@ class EfficientNetLite0(Encoder):
             return self.backbone._fc(self.features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.features(x))
+        if self.frozen_cache is None:
+            return self.proj(self.features(x))
+        return self.proj(self.frozen_cache.lookup(x, self.features))

@@ -6,6 +6,7 @@ from torch import nn
 
 from ..hub import resolve_pretrained
 from .base import ENCODERS, Encoder, EncoderInfo
+from .frozen_cache import FrozenCache
 
 
 @ENCODERS.register("pretrained_text")
@@ -15,7 +16,7 @@ class PretrainedText(Encoder):
     kinds = ("text",)
     needs = ('pad_id', 'pretrained')
 
-    def __init__(self, dim: int, info: EncoderInfo, freeze: bool = True) -> None:
+    def __init__(self, dim: int, info: EncoderInfo, freeze: bool = True, cache: bool = True) -> None:
         super().__init__(dim, info)
         from transformers import AutoModel
 
@@ -24,8 +25,8 @@ class PretrainedText(Encoder):
         self.backbone = AutoModel.from_pretrained(resolve_pretrained(info["pretrained"]))
         self.backbone.requires_grad_(not freeze)
         self.proj = nn.Linear(self.backbone.config.hidden_size, dim)
-        #: frozen backbone: pooled outputs per distinct token row, so each text is encoded once per run
-        self._pooled_cache: dict[bytes, torch.Tensor] = {}
+        #: frozen backbone: pooled outputs per distinct token row, so each text is encoded once (in memory and on disk)
+        self.frozen_cache = FrozenCache({"encoder": "pretrained_text", "model": info["pretrained"], "pad": self.pad_id}) if freeze and cache else None
 
     def train(self, mode: bool = True) -> "PretrainedText":
         super().train(mode)
@@ -45,15 +46,9 @@ class PretrainedText(Encoder):
         return (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if not self.freeze:
+        if self.frozen_cache is None:
             return self.proj(self.pooled(ids))
-        keys = [row.tobytes() for row in ids.cpu().numpy()]
-        todo = [i for i, k in enumerate(keys) if k not in self._pooled_cache]
-        if todo:
-            fresh = self.pooled(ids[todo]).detach()
-            for i, vec in zip(todo, fresh):
-                self._pooled_cache[keys[i]] = vec
-        return self.proj(torch.stack([self._pooled_cache[k] for k in keys]).to(ids.device))
+        return self.proj(self.frozen_cache.lookup(ids, self.pooled))
 
     def tokens(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden, mask = self._hidden(ids)

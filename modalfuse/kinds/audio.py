@@ -29,6 +29,7 @@ class AudioPreprocessor(FileKind):
     Options = AudioOptions
     default_encoder = "audio_cnn"
     onnx_unsupported = "the log-mel front end uses a complex STFT that the TorchScript ONNX exporter cannot express"
+    stateless = True
 
     @property
     def length(self) -> int:
@@ -78,6 +79,28 @@ class AudioPreprocessor(FileKind):
 
     def empty(self) -> np.ndarray:
         return np.zeros(self.length, dtype=np.float32)
+
+    def stored(self):
+        """Samples as int16 (half of float32; exact for 16-bit recordings at ``sample_rate``)."""
+        return (self.length,), np.dtype(np.int16)
+
+    def compact(self, value: np.ndarray) -> np.ndarray:
+        return np.clip(np.round(value * 32768.0), -32768, 32767).astype(np.int16)
+
+    def expand(self, arrays: np.ndarray) -> np.ndarray:
+        return arrays.astype(np.float32) / np.float32(32768.0)
+
+    def encode_stored(self, arrays: np.ndarray) -> np.ndarray:
+        return self.expand(arrays)
+
+    def fit_start(self) -> None:  # nothing to fit: no values gathered
+        pass
+
+    def fit_update(self, values, counts=None) -> None:
+        pass
+
+    def fit_finish(self) -> None:
+        self.fitted = True
 
     def encoder_info(self) -> dict[str, Any]:
         return {"sample_rate": self.options.sample_rate, "length": self.length}

@@ -68,6 +68,8 @@ class Preprocessor(ABC):
     request_schema_exact: ClassVar[bool] = False
     #: why ONNX export cannot express this kind (None: it can)
     onnx_unsupported: ClassVar[Optional[str]] = None
+    #: nothing is fitted (streaming fits then skip the pass over the values)
+    stateless: ClassVar[bool] = False
 
     @property
     def kind(self) -> str:
@@ -95,6 +97,40 @@ class Preprocessor(ABC):
     def fit(self, values: list[Any]) -> None:
         """Fit state on decoded, present training values."""
         self.fitted = True
+
+    # -- streaming fit: fit_start, fit_update per chunk of training values, fit_finish ---------------
+    # Kinds override these to keep running statistics (out-of-core data, ``data.storage: disk``); this
+    # fallback gathers the values and calls ``fit`` once, so a kind without them still works, in memory.
+    def fit_start(self) -> None:
+        self._fit_values: list[Any] = []
+
+    def fit_update(self, values: list[Any], counts: Optional[np.ndarray] = None) -> None:
+        """Add training values (``counts``: how many rows hold each; default one)."""
+        if counts is None:
+            self._fit_values.extend(values)
+        else:
+            self._fit_values.extend(v for v, c in zip(values, counts) for _ in range(int(c)))
+
+    def fit_finish(self) -> None:
+        values, self._fit_values = self._fit_values, []
+        self.fit(values)
+
+    # -- compact storage (disk shards): decoded values stored small, encoded batch by batch --------
+    def stored(self) -> Optional[tuple[tuple[int, ...], np.dtype]]:
+        """Shape and dtype of a decoded value on disk (e.g. uint8 pixels), or None: shards then hold encoded arrays."""
+        return None
+
+    def compact(self, value: Any) -> np.ndarray:
+        """A decoded value in its stored form (``stored()``)."""
+        raise NotImplementedError
+
+    def expand(self, arrays: np.ndarray) -> np.ndarray:
+        """Stored arrays [n, ...] back to decoded values (float), for fitting."""
+        raise NotImplementedError
+
+    def encode_stored(self, arrays: np.ndarray) -> np.ndarray:
+        """Stored arrays [n, ...] → encoded arrays, the same as ``stack([encode(v) ...])`` of the decoded values."""
+        raise NotImplementedError
 
     @abstractmethod
     def encode(self, value: Any) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
@@ -64,16 +64,52 @@ class ImagePreprocessor(FileKind):
             return 0
 
     def fit(self, values: list[np.ndarray]) -> None:
-        if values:
-            stack = np.stack(values)
-            self.mean = stack.mean(axis=(0, 2, 3)).tolist()
-            self.std = (stack.std(axis=(0, 2, 3)) + 1e-6).tolist()
-        super().fit(values)
+        self.fit_start()
+        self.fit_update(values)
+        self.fit_finish()
+
+    def fit_start(self) -> None:
+        """Running per-channel pixel sums (float64): fitting never stacks the split."""
+        self._sums = np.zeros((3, self.options.channels), dtype=np.float64)  # pixels, sum, sum of squares
+
+    def fit_update(self, values, counts: Optional[np.ndarray] = None) -> None:
+        for start in range(0, len(values), 256):
+            block = np.asarray(values[start:start + 256], dtype=np.float64)
+            if not len(block):
+                continue
+            w = np.ones(len(block)) if counts is None else np.asarray(counts[start:start + 256], dtype=np.float64)
+            per = block.shape[2] * block.shape[3]
+            self._sums[0] += w.sum() * per
+            self._sums[1] += np.einsum("n,nc->c", w, block.sum(axis=(2, 3)))
+            self._sums[2] += np.einsum("n,nc->c", w, (block * block).sum(axis=(2, 3)))
+
+    def fit_finish(self) -> None:
+        n, s, ss = self._sums
+        if n.min() > 0:
+            mean = s / n
+            self.mean = mean.tolist()
+            self.std = (np.sqrt(np.maximum(ss / n - mean * mean, 0.0)) + 1e-6).tolist()
+        self.fitted = True
 
     def encode(self, value: np.ndarray) -> np.ndarray:
         mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
         std = np.asarray(self.std, dtype=np.float32)[:, None, None]
         return (value - mean) / std
+
+    def stored(self):
+        """Pixels as uint8 (a quarter of float32; exact for 8-bit images already at ``size``, else within 1/510)."""
+        return (self.options.channels, *self.options.size), np.dtype(np.uint8)
+
+    def compact(self, value: np.ndarray) -> np.ndarray:
+        return np.round(np.clip(value, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+    def expand(self, arrays: np.ndarray) -> np.ndarray:
+        return arrays.astype(np.float32) / np.float32(255.0)
+
+    def encode_stored(self, arrays: np.ndarray) -> np.ndarray:
+        mean = np.asarray(self.mean, dtype=np.float32)[None, :, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[None, :, None, None]
+        return (self.expand(arrays) - mean) / std
 
     def empty(self) -> np.ndarray:
         return np.zeros((self.options.channels, *self.options.size), dtype=np.float32)

@@ -62,17 +62,47 @@ class TabularPreprocessor(Preprocessor):
         return numbers, cats
 
     def fit(self, values: list[tuple[list[float], list[str | None]]]) -> None:
-        if values:
-            nums = np.asarray([v[0] for v in values], dtype=np.float64).reshape(len(values), len(self.numeric))
+        self.fit_start()
+        self.fit_update(values)
+        self.fit_finish()
+
+    def fit_start(self) -> None:
+        """Running count, mean and squared deviations per numeric column (Chan et al. merge) and category sets."""
+        k = len(self.numeric)
+        self._run = [np.zeros(k), np.zeros(k), np.zeros(k)]
+        self._seen: list[set] = [set() for _ in self.categorical]
+
+    def fit_update(self, values, counts=None) -> None:
+        if not len(values):
+            return
+        w = np.ones(len(values)) if counts is None else np.asarray(counts, dtype=np.float64)
+        nums = np.asarray([v[0] for v in values], dtype=np.float64).reshape(len(values), len(self.numeric))
+        present = ~np.isnan(nums)
+        weight = present * w[:, None]
+        n_b = weight.sum(axis=0)
+        with np.errstate(all="ignore"):
+            mean_b = np.where(n_b > 0, np.nansum(nums * weight, axis=0) / n_b, 0.0)
+            m2_b = np.nansum(weight * (np.where(present, nums, 0.0) - mean_b) ** 2, axis=0)
+        n_a, mean_a, m2_a = self._run
+        n = n_a + n_b
+        with np.errstate(all="ignore"):
+            delta = mean_b - mean_a
+            mean = np.where(n > 0, mean_a + delta * n_b / np.where(n > 0, n, 1), 0.0)
+            m2 = m2_a + m2_b + np.where(n > 0, delta * delta * n_a * n_b / np.where(n > 0, n, 1), 0.0)
+        self._run = [n, mean, m2]
+        for j in range(len(self.categorical)):
+            self._seen[j].update(v[1][j] for v in values if v[1][j] is not None)
+
+    def fit_finish(self) -> None:
+        n, mean, m2 = self._run
+        if n.size and n.max() > 0 or self._seen and any(self._seen):
             with np.errstate(all="ignore"):
-                mean = np.nan_to_num(np.nanmean(nums, axis=0)) if nums.size else np.zeros(0)
-                std = np.nan_to_num(np.nanstd(nums, axis=0), nan=1.0) if nums.size else np.zeros(0)
-            self.mean = mean.tolist()
+                std = np.where(n > 0, np.sqrt(m2 / np.where(n > 0, n, 1)), 1.0)
+            self.mean = np.where(n > 0, mean, 0.0).tolist()
             self.std = np.where(std > 1e-12, std, 1.0).tolist()
-            for j in range(len(self.categorical)):
-                self.categories[j] = sorted({v[1][j] for v in values if v[1][j] is not None})
+            self.categories = [sorted(seen) for seen in self._seen]
         self._maps = [{c: i + 1 for i, c in enumerate(cats)} for cats in self.categories]
-        super().fit(values)
+        self.fitted = True
 
     def encode(self, value: tuple[list[float], list[str | None]]) -> np.ndarray:
         numbers, cats = value

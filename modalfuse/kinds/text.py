@@ -52,12 +52,32 @@ class TextPreprocessor(Preprocessor):
         return text.lower() if self.options.lowercase and not self.options.pretrained else text
 
     def fit(self, values: list[str]) -> None:
+        self.fit_start()
+        self.fit_update(values)
+        self.fit_finish()
+
+    def fit_start(self) -> None:
+        """Token counts, updated chunk by chunk (the same order of first appearance as one pass)."""
+        self._counts: Counter = Counter()
+
+    def fit_update(self, values, counts=None) -> None:
+        if self.options.pretrained:
+            return
+        for i, text in enumerate(values):
+            tokens = _TOKEN.findall(text)
+            if counts is None:
+                self._counts.update(tokens)
+            else:
+                for tok in tokens:
+                    self._counts[tok] += int(counts[i])
+
+    def fit_finish(self) -> None:
         if not self.options.pretrained:
-            counts = Counter(tok for text in values for tok in _TOKEN.findall(text))
-            kept = [t for t, c in counts.most_common(self.options.max_vocab - 2) if c >= self.options.min_freq]
+            kept = [t for t, c in self._counts.most_common(self.options.max_vocab - 2) if c >= self.options.min_freq]
             self.vocab = ["<pad>", "<unk>", *kept]
             self._index = {t: i for i, t in enumerate(self.vocab)}
-        super().fit(values)
+        self._counts = Counter()
+        self.fitted = True
 
     def encode(self, value: str) -> np.ndarray:
         n = self.options.max_tokens

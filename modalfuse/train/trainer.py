@@ -37,6 +37,9 @@ def show_progress(wanted: bool) -> bool:
 
 def batches(features: Features, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0) -> DataLoader:
     """Whole batches are gathered by index from in-memory tensors: no per-sample collation."""
+    custom = features.custom_loader(batch_size, shuffle, seed) if hasattr(features, "custom_loader") else None
+    if custom is not None:  # disk storage (worker processes) or augmentation: the data layer's loader
+        return custom
     generator = torch.Generator().manual_seed(seed)
     sampler = ResumableSampler(features, generator) if shuffle else SequentialSampler(features)
     return DataLoader(features, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None, num_workers=workers)
