@@ -55,7 +55,7 @@ def main() -> None:
     lines = [
         "# Checkpoint overhead on Davis",
         "",
-        f"- date: {started}; machine: {os.cpu_count()} cores, CPU only, shared with other sessions; torch threads {args.threads}",
+        f"- date: {started}; machine: {os.cpu_count()} cores, CPU only; torch threads {args.threads}",
         f"- load average (1/5/15 min) at start: {' / '.join(f'{x:.2f}' for x in load0)}; at end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"- command: `{shlex.join([sys.executable, 'bench/checkpoint_overhead.py', *sys.argv[1:]])}`",
         f"- config: examples/davis.yaml (batch 2048, GIN + protein CNN), {args.epochs} epochs, seed 0; one checkpoint per epoch end",

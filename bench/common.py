@@ -92,11 +92,30 @@ def publish(lines: list[str], out: Optional[str]) -> None:
     print(text)
 
 
-def machine_info(threads: int) -> str:
-    """The package's machine line (cores, CPU, torch, Python) with the intra-op thread count and library versions."""
-    from modalfuse.evaluate.benchmark import library_versions, machine_info as package_machine_info
+class MachineInfo(dict):
+    """The machine's facts by name (cores, cpu, torch, ...); as text, the package's one machine line with the thread
+    count and library versions (``modalfuse.evaluate.benchmark.machine_info``), which results headers print."""
 
-    return f"{package_machine_info()}; {threads} intra-op thread(s); {library_versions()}"
+    line: str = ""
+
+    def __str__(self) -> str:
+        return self.line
+
+    __format__ = lambda self, spec: format(str(self), spec)  # noqa: E731  (f"{info}" gives the line)
+
+
+def machine_info(threads: int) -> MachineInfo:
+    import platform
+
+    import torch
+
+    import modalfuse
+    from modalfuse.evaluate.benchmark import cpu_model, library_versions, machine_info as package_machine_info
+
+    info = MachineInfo(cores=str(os.cpu_count()), cpu=cpu_model(), torch=torch.__version__, **{"torch threads": str(threads)},
+                       python=platform.python_version(), modalfuse=getattr(modalfuse, "__version__", "?"), platform=platform.platform())
+    info.line = f"{package_machine_info()}; {threads} intra-op thread(s); {library_versions()}"
+    return info
 
 
 def run_header(threads: int, started: float, load_start: tuple, load_end: tuple) -> list[str]:
@@ -108,8 +127,7 @@ def run_header(threads: int, started: float, load_start: tuple, load_end: tuple)
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(started))}",
         "- machine: " + ", ".join(f"{k} {v}" for k, v in machine_info(threads).items()),
         f"- command (from the repository root): `{command_line()}`",
-        f"- load average (1, 5, 15 min) at start {fmt(load_start)}, at end {fmt(load_end)}; the machine is shared with other "
-        "jobs, so times are indicative",
+        f"- load average (1, 5, 15 min) at start {fmt(load_start)}, at end {fmt(load_end)}",
     ]
 
 

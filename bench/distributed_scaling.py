@@ -88,8 +88,8 @@ def main() -> None:
         f"patience off; {by[1][0]['n_train']} training rows; seeds 0..{args.repeats - 1} (one per repeat, both sides).",
         "Throughput: training rows per second over epochs 1..E-1 (validation included; epoch 0 excluded as start-up).",
         "2 processes: `train.devices: 2` (ddp_spawn, gloo), each with 1 torch thread; each takes half of every global batch.",
-        "The machine is shared with other sessions: the load average (1 min) before and after each run is listed; "
-        "a ratio below 2 measures the contention as much as the method. Rerun it on a quiet machine.", "",
+        "The load average (1 min) before and after each run is listed: with other work on the 2 cores, a ratio below 2 "
+        "measures that contention as much as the method.", "",
         "| repeat | processes | samples/s | s/epoch | wall s (with start-up) | test accuracy | load before → after |",
         "|---|---|---|---|---|---|---|",
     ]

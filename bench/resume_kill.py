@@ -169,7 +169,7 @@ def main() -> None:
     lines = [
         "# Exact resume after SIGKILL",
         "",
-        f"- date: {started}; machine: {os.cpu_count()} cores, CPU only, shared with other sessions",
+        f"- date: {started}; machine: {os.cpu_count()} cores, CPU only",
         f"- load average (1/5/15 min) at start: {' / '.join(f'{x:.2f}' for x in load0)}; at end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"- command: `{shlex.join([sys.executable, 'bench/resume_kill.py', *sys.argv[1:]])}`",
         f"- config: {Path(args.config).name} with max_epochs {args.max_epochs}, checkpoint_every_steps {args.every_steps}, "

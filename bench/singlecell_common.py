@@ -69,8 +69,7 @@ def header(title: str, threads: int, load0: tuple, started: str, seeds: Any, not
         f"# {title}", "",
         f"- date: {started}",
         f"- machine: {info['cores']} cores ({info['cpu']}), Python {info['python']}, torch {info['torch']} ({threads} thread), {info['platform']}",
-        f"- load average (1/5/15 min) at start: {' / '.join(f'{x:.2f}' for x in load0)}; at end: {' / '.join(f'{x:.2f}' for x in load1)} "
-        "(the machine is shared with other sessions: wall times are under that load)",
+        f"- load average (1/5/15 min) at start: {' / '.join(f'{x:.2f}' for x in load0)}; at end: {' / '.join(f'{x:.2f}' for x in load1)}",
         f"- command: `{command_line()}`",
         f"- seeds: {seeds}",
         *[f"- {n}" for n in notes], "",

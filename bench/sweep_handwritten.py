@@ -77,7 +77,7 @@ def main() -> None:
              f"{search.scheduler.grace_period} epochs, reduction factor {search.scheduler.reduction_factor:g}, 1 CPU per trial, "
              f"local Ray started by the command). Alone: `modalfuse train` of each of the 2 trials with the longest "
              "training time, run one after the other. Wall times include process start-up (and Ray's, for the sweep).",
-             "The machine is shared with other sessions: load averages (1 min) before → after are listed; rerun it quietly.", "",
+             "Load averages (1 min) before → after each run are listed.", "",
              "## Trials", "", markdown(table.sort_values(f"best {search.metric}", ascending=search.mode == "min")), "",
              "## Timing", "", "| run | wall s | load before → after |", "|---|---|---|",
              f"| sweep, {summary['trials']} trials ({summary['finished']} finished) | {sweep_s:.1f} | {sweep_load[0]:.2f} → {sweep_load[1]:.2f} |"]
