@@ -48,6 +48,8 @@ class _Slots:
         self.present: list[bool] = []
         self.errors: dict[int, DataError] = {}
         self.encode_errors: dict[int, DataError] = {}
+        #: per slot, the cells its encoding filled in or mapped (``Preprocessor.imputed``), where any
+        self.imputed: dict[int, dict[str, int]] = {}
 
     def assign(self, cells: list[tuple]) -> tuple[np.ndarray, list[int]]:
         slots, new = np.empty(len(cells), dtype=np.int64), []
@@ -204,7 +206,15 @@ def _features(wanted, errors, names, preprocessors, slots, slot_of, arrays, lazy
         cols[name] = Column(arrays[name], s, preprocessors[name], name in lazy, _dedupe(preprocessors[name], len(np.unique(s[present])), len(keep)))
         masks[name] = torch.from_numpy(present)
         missing[name] = int((~present).sum())
-    report = SkipReport(table, int(wanted.sum()), len(keep), [errors[i] for i in sorted(errors) if wanted[i]], missing)
+    imputed = {}
+    for name in names:  # summed over the used rows, as featurize counts them
+        total: dict[str, int] = {}
+        for slot in (slot_of[name][keep] if slots[name].imputed else ()):
+            for what, count in slots[name].imputed.get(int(slot), {}).items():
+                total[what] = total.get(what, 0) + count
+        if total:
+            imputed[name] = {k: v for k, v in total.items() if v}
+    report = SkipReport(table, int(wanted.sum()), len(keep), [errors[i] for i in sorted(errors) if wanted[i]], missing, imputed)
     tgt = None
     if targets is not None:
         tgt = torch.from_numpy(targets[keep]).to(torch.long if target_encoder.task == "classification" else torch.float32)
@@ -266,6 +276,9 @@ class _Encoded:
                         out = pre.encode(value)
                     except DataError as err:
                         slots[name].encode_errors[j] = err
+                    counts = pre.imputed([value])
+                    if any(counts.values()):
+                        slots[name].imputed[j] = counts
                 rows.append(out)
             if rows:
                 arr = np.stack(rows)

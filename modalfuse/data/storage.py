@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import pandas as pd
 
 from ..kinds import Preprocessor
@@ -46,6 +47,8 @@ def choose_storage(requested: str, data: Any, preprocessors: dict[str, Preproces
         return requested
     if isinstance(data, Table) or not isinstance(data, (str, Path, pd.DataFrame)):
         return "memory"
+    if any(p.indexed or not isinstance(p.empty(), np.ndarray) for p in preprocessors.values()):
+        return "memory"  # graphs (value tables) and sparse counts have no fixed-size shards; they stay in memory
     rows = estimated_rows(data)
     budget = budget_gb * (1 << 30) if budget_gb else available_memory() / 4
     return "disk" if rows is not None and decoded_bytes(preprocessors, rows) > budget else "memory"
