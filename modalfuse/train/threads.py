@@ -5,7 +5,7 @@ region waits for its slowest thread, which waits for a core it does not get, whi
 on two cores shared with one CPU-bound process run slower than one thread on the free core. So, unless
 ``train.threads`` says otherwise, training uses as many threads as cores are free now (never more than torch's
 current setting): the cores this process may run on (``os.sched_getaffinity``) minus the CPU time other processes
-used in a short sample (``/proc/stat`` less this process's own time), at least one. The count is chosen once per
+used in a short sample (``/proc/stat`` less the time of this process and its live children), at least one. The count is chosen once per
 fit and the previous one restored after it (a resumed run reuses the count of the checkpoint it continues).
 
 Idle threads should sleep rather than spin (``OMP_WAIT_POLICY=PASSIVE``), which OpenMP reads only when torch is
@@ -37,7 +37,28 @@ def _busy_and_own() -> Optional[tuple[float, float]]:
     hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     busy = (sum(fields[:8]) - idle) / hz
-    return busy, own.user + own.system
+    return busy, own.user + own.system + _children_seconds()
+
+
+def _children_seconds() -> float:
+    """CPU seconds of this process's live descendants (decode pools, loader workers): they are this run's own
+    work, not another process competing for the cores."""
+    try:
+        import psutil
+    except ImportError:
+        return 0.0
+    total = 0.0
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    for child in children:
+        try:
+            times = child.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
 
 
 def busy_cores_elsewhere(sample_s: float = 0.1) -> float:
