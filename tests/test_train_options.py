@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -91,10 +92,22 @@ def test_threads_follow_the_free_cores(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_a_competing_process_is_seen():
-    rival = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+def test_a_competing_process_is_seen_and_own_children_are_not():
+    import os
+    import signal
+
+    # a competitor that is not our descendant (the shell that starts it exits; it is reparented)
+    started = subprocess.run(["sh", "-c", f"'{sys.executable}' -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+                             capture_output=True, text=True, timeout=30)
+    rival = int(started.stdout.strip())
     try:
         assert threads.busy_cores_elsewhere(sample_s=0.5) >= 0.5
     finally:
-        rival.kill()
-        rival.wait()
+        os.kill(rival, signal.SIGKILL)
+    own = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # our child: this run's own work
+    try:
+        time.sleep(0.3)
+        assert threads.busy_cores_elsewhere(sample_s=0.5) < 0.5
+    finally:
+        own.kill()
+        own.wait()
