@@ -120,17 +120,18 @@ class Preprocessor(ABC):
         """Shape and dtype of a decoded value on disk (e.g. uint8 pixels), or None: shards then hold encoded arrays."""
         return None
 
+    # the defaults store a decoded value as it is; kinds with a smaller stored form (uint8 pixels) override all three
     def compact(self, value: Any) -> np.ndarray:
         """A decoded value in its stored form (``stored()``)."""
-        raise NotImplementedError
+        return np.asarray(value)
 
     def expand(self, arrays: np.ndarray) -> np.ndarray:
         """Stored arrays [n, ...] back to decoded values (float), for fitting."""
-        raise NotImplementedError
+        return arrays
 
     def encode_stored(self, arrays: np.ndarray) -> np.ndarray:
         """Stored arrays [n, ...] → encoded arrays, the same as ``stack([encode(v) ...])`` of the decoded values."""
-        raise NotImplementedError
+        return np.stack([self.encode(a) for a in self.expand(arrays)])
 
     @abstractmethod
     def encode(self, value: Any) -> np.ndarray:
