@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from .core.storage import estimator_files, load_preprocessors, load_state, open_model_folder, read_json, read_tensors, save_model_folder
 from .errors import DataError
-from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig, format_validation_error
+from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig
+from .options import item_key, validated
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
 from .augment import augmenters
 from .data.cache import FeatureCache
@@ -30,6 +30,7 @@ from .encoders.frozen_cache import frozen_caches
 from .evaluate import classification_metrics, regression_metrics
 from .fusion import FUSIONS
 from .model import MultimodalNet
+from .outputs import average_outputs
 from .train import fit_net
 from .train.checkpoint import latest_checkpoint
 from .train.distributed import is_rank_zero
@@ -57,11 +58,11 @@ class MultimodalModel:
         chunk_size: int = 10000,
         memory_budget_gb: Optional[float] = None,
     ) -> None:
-        self.modalities = [_validated(ModalityConfig, m, "", at=_item_key(m, i)) for i, m in enumerate(modalities)]
+        self.modalities = [validated(ModalityConfig, m, "", at=item_key(m, i)) for i, m in enumerate(modalities)]
         if not self.modalities:
             raise ConfigError("modalities: give at least one modality")
-        self.model_config = _validated(ModelConfig, model or {}, "", at="model")
-        self.train_config = _validated(TrainConfig, train or {}, "", at="train")
+        self.model_config = validated(ModelConfig, model or {}, "", at="model")
+        self.train_config = validated(TrainConfig, train or {}, "", at="train")
         for m in self.modalities:
             ENCODERS.get(m.encoder.name)
         FUSIONS.get(self.model_config.fusion.name)
@@ -238,51 +239,10 @@ class MultimodalModel:
 
     @torch.no_grad()
     def outputs(self, features: Features, mc_samples: int = 0) -> dict[str, Any]:
-        """Network outputs for all rows, averaged over ensemble members and ``mc_samples`` dropout passes.
-
-        Returns ``output`` (what predictions are read from), ``weights`` (per-modality, where the
-        fusion has them) and ``uncertainty`` columns: the head's aleatoric part and, with MC
-        dropout or an ensemble, the epistemic variance across passes and members, and their sum.
-        """
-        head, fusion = self._require_fitted().head, self.net.fusion
-        parts: dict[str, list] = {"output": [], "weights": [], "aleatoric": [], "epistemic": []}
-        size, n = max(self.train_config.batch_size, 256), len(features)
-        stochastic = mc_samples > 0
-        spreads = stochastic or len(self.members) > 1  # the epistemic part needs several passes
-        for start in range(0, n, size):  # batches gathered by index directly: a server's one small batch costs no DataLoader
-            batch = features[torch.arange(start, min(n, start + size))]
-            outs, weights, aleatoric, spread = [], [], [], []
-            for net in self.members:
-                if net.training != stochastic:
-                    net.train(stochastic)
-                passes = [net(batch) for _ in range(max(1, mc_samples))]
-                out, w = passes[0].output, passes[0].weights
-                if mc_samples > 0:
-                    out, w = fusion.mc_combine([p.aux for p in passes], batch.masks) if hasattr(fusion, "mc_combine") else (head.average([p.output for p in passes]), w)
-                outs.append(out)
-                if w is not None:
-                    weights.append(w)
-                if hasattr(head, "uncertainty"):
-                    aleatoric.append(torch.stack([head.uncertainty(p.output) for p in passes]).mean(dim=0))
-                if spreads:
-                    spread += [head.proba(p.output) if self.task == "classification" else head.predict(p.output)[:, None] for p in passes]
-            parts["output"].append(head.average(outs))
-            if weights:
-                parts["weights"].append(torch.stack(weights).mean(dim=0))
-            if aleatoric:
-                parts["aleatoric"].append(torch.stack(aleatoric).mean(dim=0))
-            if len(spread) > 1:
-                parts["epistemic"].append(torch.stack(spread).var(dim=0).sum(dim=1))
-        if stochastic:
-            for net in self.members:
-                net.eval()
-        output = torch.cat(parts["output"]) if parts["output"] else torch.zeros(0, head.out_dim)
-        if self.temperature != 1.0:
-            output = output / self.temperature
-        unc = {k: torch.cat(parts[k]) for k in ("aleatoric", "epistemic") if parts[k]}
-        if len(unc) == 2:
-            unc["total"] = unc["aleatoric"] + unc["epistemic"]
-        return {"output": output, "weights": torch.cat(parts["weights"]) if parts["weights"] else None, "uncertainty": unc}
+        """Network outputs for all rows, averaged over ensemble members and ``mc_samples`` dropout passes
+        (``outputs.average_outputs``): ``output``, ``weights`` and ``uncertainty`` columns."""
+        self._require_fitted()
+        return average_outputs(self.members, features, max(self.train_config.batch_size, 256), mc_samples, self.task, self.temperature)
 
     def results(self, features: Features, mc_samples: int = 0) -> dict[str, Any]:
         """What every prediction path reports, per row: ``prediction`` (decoded labels or values), ``proba`` [n, K]
@@ -418,22 +378,6 @@ class MultimodalModel:
             load_state(net, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, folder)
             model.members.append(net.eval())
         return model
-
-
-def _validated(model_cls: type[BaseModel], value: Any, source: str, at: Optional[str] = None) -> Any:
-    """Accept a config object or a plain dict; dict errors become ConfigError with "did you mean"."""
-    if isinstance(value, model_cls):
-        return value
-    try:
-        return model_cls.model_validate(value)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, model_cls, source, at)) from None
-
-
-def _item_key(item: Any, i: int) -> str:
-    """``modalities.<name>`` where the item names itself, else ``modalities[i]``."""
-    name = item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
-    return f"modalities.{name}" if isinstance(name, str) else f"modalities[{i}]"
 
 
 def write_config(cfg: Config, path: Path) -> None:

@@ -181,3 +181,19 @@ def format_validation_error(err: ValidationError, model: type[BaseModel] = None,
                 msg += f" (allowed: {', '.join(known)})"
         lines.append(f"{head}{key}: {msg}")
     return "\n".join(lines)
+
+
+def validated(model_cls: type[BaseModel], value: Any, source: str, at: Optional[str] = None) -> Any:
+    """Accept a config object or a plain dict; dict errors become ConfigError with "did you mean"."""
+    if isinstance(value, model_cls):
+        return value
+    try:
+        return model_cls.model_validate(value)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, model_cls, source, at)) from None
+
+
+def item_key(item: Any, i: int) -> str:
+    """``modalities.<name>`` where the item names itself, else ``modalities[i]``."""
+    name = item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
+    return f"modalities.{name}" if isinstance(name, str) else f"modalities[{i}]"

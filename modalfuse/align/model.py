@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..api import _item_key, _validated
+from ..options import item_key, validated
 from ..core.storage import estimator_files, load_preprocessors, load_state, open_model_folder, read_json, read_tensors, save_model_folder
 from ..config import AlignConfig, ModalityConfig, TrainConfig
 from ..data import Batch, Features, SkipReport, featurize, make_preprocessor
@@ -90,11 +90,11 @@ class AlignedModel:
         on_error: str = "raise",
         cache_dir: Optional[str] = None,
     ) -> None:
-        self.modalities = [_validated(ModalityConfig, m, "", at=_item_key(m, i)) for i, m in enumerate(modalities)]
+        self.modalities = [validated(ModalityConfig, m, "", at=item_key(m, i)) for i, m in enumerate(modalities)]
         if len(self.modalities) < 2:
             raise ConfigError("modalities: alignment needs at least two modalities")
-        self.align_config = _validated(AlignConfig, align or {}, "", at="align")
-        self.train_config = _validated(TrainConfig, train or {}, "", at="train")
+        self.align_config = validated(AlignConfig, align or {}, "", at="align")
+        self.train_config = validated(TrainConfig, train or {}, "", at="train")
         names = [m.name for m in self.modalities]
         for a, b in self.align_config.pairs or []:
             for n in (a, b):
