@@ -101,7 +101,8 @@ class MachineInfo(dict):
     def __str__(self) -> str:
         return self.line
 
-    __format__ = lambda self, spec: format(str(self), spec)  # noqa: E731  (f"{info}" gives the line)
+    def __format__(self, spec: str) -> str:  # f"{info}" gives the line, not the dict
+        return format(self.line, spec)
 
 
 def machine_info(threads: int) -> MachineInfo:
