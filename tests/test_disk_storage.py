@@ -56,15 +56,27 @@ def _dense(value):
     return value.dense() if isinstance(value, Indexed) else value
 
 
+def _count_pools(monkeypatch) -> list:
+    """Batches of 8 cells, so that the 48-row table goes through the decode workers; the pools started are listed."""
+    from modalfuse.data import decode
+
+    pools, context = [], decode._context
+    monkeypatch.setattr(decode, "_BATCH", 8)
+    monkeypatch.setattr(decode, "_context", lambda pres=(): pools.append(1) or context(pres))
+    return pools
+
+
 @pytest.mark.parametrize("chunk_size,workers", [(7, 0), (100, 2)])
-def test_disk_batches_equal_memory(tmp_path, chunk_size, workers):
+def test_disk_batches_equal_memory(tmp_path, monkeypatch, chunk_size, workers):
     path = _table(tmp_path)
+    pools = _count_pools(monkeypatch)
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
     mem_pres, disk_pres = _pres(), _pres()
     mem = featurize(frame, mem_pres, TargetEncoder("classification"), "label", fit=True, table=str(path), base_dir=tmp_path, cache=None)
     disk, val = featurize_disk(path, disk_pres, TargetEncoder("classification"), "label", fit=True, chunk_size=chunk_size,
                                workers=workers, cache=FeatureCache(tmp_path / "cache" / "features"))
     assert val is None
+    assert len(pools) == (1 if workers else 0)  # workers wrote their rows into the shards themselves
     np.testing.assert_allclose(disk_pres["image"].mean, mem_pres["image"].mean, rtol=1e-12)
     assert disk_pres["record"].categories == mem_pres["record"].categories
     np.testing.assert_allclose(disk_pres["record"].mean, mem_pres["record"].mean, rtol=1e-12)
@@ -80,8 +92,10 @@ def test_disk_batches_equal_memory(tmp_path, chunk_size, workers):
     assert disk.columns["image"].values.dtype == np.uint8 and disk.columns["audio"].values.dtype == np.int16
 
 
-def test_disk_skip_report_and_cache_reuse(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_disk_skip_report_and_cache_reuse(tmp_path, monkeypatch, workers):
     path = _table(tmp_path)
+    pools = _count_pools(monkeypatch)
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
     frame.loc[4, "image"] = "broken.png"
     (tmp_path / "broken.png").write_bytes(b"not a png")
@@ -92,7 +106,7 @@ def test_disk_skip_report_and_cache_reuse(tmp_path):
     for _ in range(2):  # the second run reads the decoded shards from the cache
         pres = _pres()
         train, val = featurize_disk(path, pres, TargetEncoder("classification"), "label", fit=True, val_fraction=0.25,
-                                    seed=3, on_error="skip", chunk_size=10, cache=cache)
+                                    seed=3, on_error="skip", chunk_size=10, cache=cache, workers=workers)
         runs.append((train, val))
         assert train.report.rows_read + val.report.rows_read == 48
         for f in (train, val):
@@ -100,6 +114,7 @@ def test_disk_skip_report_and_cache_reuse(tmp_path):
         skipped = {e.row for f in (train, val) for e in f.report.skipped}
         assert skipped == {4, 9}
         assert 4 <= len(val) <= 20
+    assert len(pools) == (1 if workers else 0)  # the second run decodes nothing: its shards come from the cache
     assert len(list((tmp_path / "cache" / "shards").glob("*/values.bin"))) == 2  # image and audio
     for (t1, v1), (t2, v2) in [runs]:
         assert t1.rows == t2.rows

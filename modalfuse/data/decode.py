@@ -1,17 +1,22 @@
 """Decode cells in worker processes: image and audio files are read and resized by ``workers`` processes.
 
-The preprocessors reach each worker once (pickled at start); cells go out and values come back in batches, in
-order, so the values and errors are the same whatever the number of workers.
+The preprocessors reach each worker once (pickled at start); cells go out in batches, in order, so the values and
+errors are the same whatever the number of workers. Values come back, or (``to_shard``) the worker writes them
+into their rows of a disk shard itself and only which cells held a value comes back: the calling process then
+neither unpickles nor copies the decoded arrays, and stays out of the way of the workers on the cores.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
+
+import numpy as np
 
 from ..errors import DataError
 from ..kinds import Preprocessor
+from .shards import ShardWriter, write_rows
 
 _BATCH = 64
 _STATE: dict[str, Any] = {}
@@ -22,12 +27,18 @@ def _decode_batch(job: tuple[str, list[tuple], bool, Optional[Path]]) -> list[tu
     return decode_cells(_STATE["pres"][name], cells, base, compact)
 
 
-def _context():
-    """forkserver where there is one: workers fork from a small server process (torch and the kinds imported once),
-    not from the caller, whose whole resident set (a trained model, say) each forked worker would count again."""
+def _decode_to_shard(job: tuple[str, list[tuple], Optional[Path], Path, int]) -> list[tuple[bool, Optional[tuple]]]:
+    name, cells, base, path, first = job
+    return decode_into(_STATE["pres"][name], cells, base, path, first)
+
+
+def _context(preprocessors: Iterable[Preprocessor] = ()):
+    """forkserver where there is one: workers fork from a small server process (torch, the kinds and the modules
+    they declare in ``worker_imports`` imported once), not from the caller, whose whole resident set (a trained
+    model, say) each forked worker would count again."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["modalfuse.data.decode"])
+        ctx.set_forkserver_preload(["modalfuse.data.decode", *sorted({m for p in preprocessors for m in p.worker_imports})])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -42,6 +53,19 @@ def decode_cells(pre: Preprocessor, cells: list[tuple], base_dir: Optional[Path]
         except DataError as err:
             out.append((None, (err.reason, err.column, err.file)))
     return out
+
+
+def decode_into(pre: Preprocessor, cells: list[tuple], base_dir: Optional[Path], path: Path, first: int) -> list[tuple[bool, Optional[tuple]]]:
+    """Decode ``cells`` in stored form into rows ``first``.. of the shard at ``path`` (zeros where a cell holds no
+    value); (whether it held one, error or None) per cell."""
+    out = decode_cells(pre, cells, base_dir, compact=True)
+    shape, dtype = pre.stored()
+    rows = np.zeros((len(out), *shape), dtype)
+    for i, (value, _) in enumerate(out):
+        if value is not None:
+            rows[i] = value
+    write_rows(path, first, rows, shape, dtype)
+    return [(value is not None, err) for value, err in out]
 
 
 def _init(pres: dict[str, Preprocessor], base: Optional[Path]) -> None:
@@ -84,16 +108,27 @@ class Decoder:
 
     def batches(self, name: str, cells: list[tuple], compact: bool = False):
         """(first position, values, {position in batch: DataError}) batch by batch, in order: a caller that writes
-        each batch away (disk shards) holds a few batches of decoded values, never a whole chunk."""
+        each batch away holds a few batches of decoded values, never a whole chunk."""
         pre = self.preprocessors[name]
-        if self.workers > 0 and len(cells) > _BATCH and _names_files(cells):
+        jobs = [(name, cells[i:i + _BATCH], compact, self.base_dir) for i in range(0, len(cells), _BATCH)]
+        return self._run(pre, cells, _decode_batch, jobs, lambda job: decode_cells(pre, job[1], job[3], job[2]))
+
+    def to_shard(self, name: str, cells: list[tuple], writer: ShardWriter):
+        """Decode ``cells`` into the next ``len(cells)`` rows of ``writer``'s shard (workers write their rows
+        themselves); yields (first position, [whether the cell held a value], {position in batch: DataError})."""
+        pre, first = self.preprocessors[name], writer.reserve(len(cells))
+        jobs = [(name, cells[i:i + _BATCH], self.base_dir, writer.path, first + i) for i in range(0, len(cells), _BATCH)]
+        return self._run(pre, cells, _decode_to_shard, jobs, lambda job: decode_into(pre, *job[1:]))
+
+    def _run(self, pre: Preprocessor, cells: list[tuple], remote, jobs: list[tuple], local):
+        if self.workers > 0 and len(cells) > _BATCH and pre.file_cells and _names_files(cells):
             if self._pool is None:
-                self._pool = _context().Pool(self.workers, initializer=_init, initargs=(self.preprocessors, self.base_dir))
-            jobs = [(name, cells[i:i + _BATCH], compact, self.base_dir) for i in range(0, len(cells), _BATCH)]
+                self._pool = _context(self.preprocessors.values()).Pool(
+                    self.workers, initializer=_init, initargs=(self.preprocessors, self.base_dir))
             self.decoded += len(cells)
-            results = self._pool.imap(_decode_batch, jobs)
+            results = self._pool.imap(remote, jobs)
         else:
-            results = (decode_cells(pre, cells[i:i + _BATCH], self.base_dir, compact) for i in range(0, len(cells), _BATCH))
+            results = map(local, jobs)
         for k, batch in enumerate(results):
             errs = {i: DataError(e[0], column=e[1], file=e[2]) for i, (_, e) in enumerate(batch) if e is not None}
             yield k * _BATCH, [v for v, _ in batch], errs
@@ -123,18 +158,20 @@ def default_workers() -> int:
 
 
 def _names_files(cells: list[tuple]) -> bool:
-    """Whether cells are file paths or bytes (worth a worker); arrays already in memory decode faster here."""
+    """Whether cells of a file kind are file paths or bytes (worth a worker); arrays already in memory decode faster here."""
     first = next((c for row in cells for c in row if isinstance(c, (str, bytes, bytearray)) and c), None)
     return first is not None
 
 
 def release_memory() -> None:
     """Hand freed heap memory back to the system (glibc ``malloc_trim``): after a pass over many mid-sized arrays
-    the heap keeps their pages, which would otherwise count as resident for the rest of the run."""
+    the heap keeps their pages, which would otherwise count as resident for the rest of the run. Only the young
+    garbage generations are collected first: what the pass left in cycles is young, and a full collection walks
+    every object of the process (torch's and pandas' included, ~0.07 s), on every featurize call."""
     import ctypes
     import gc
 
-    gc.collect()
+    gc.collect(1)
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # pragma: no cover - not glibc

@@ -123,13 +123,11 @@ def featurize_disk(
                 row_slots[name].append(s)
                 if name in cached:
                     continue
-                if name in writers:  # each decoded batch goes to the shard at once
-                    empty = np.zeros(*pre.stored())
+                if name in writers:  # decoded straight into the shard (by the workers, when there are any)
                     first = slots[name].count - len(new)
-                    for start, values, errs in decoder.batches(name, [cells[i] for i in new], compact=True):
-                        writers[name].append(np.stack([v if v is not None else empty for v in values]))
+                    for start, present, errs in decoder.to_shard(name, [cells[i] for i in new], writers[name]):
                         slots[name].errors.update({first + start + k: e for k, e in errs.items()})
-                        slots[name].present.extend(v is not None for v in values)
+                        slots[name].present.extend(present)
                 else:
                     decoded[name] = _decode_chunk(decoder, name, cells, s, new, slots[name])
             if labelled and target not in frame.columns:

@@ -22,28 +22,44 @@ RELEASE_BYTES = 16 << 20
 
 
 class ShardWriter:
-    """Append rows of one shape and dtype to ``path``; ``close()`` writes the metadata that makes it readable."""
+    """Rows of one shape and dtype in ``path``, each written at its row's offset, so that several processes (decode
+    workers) can write the rows they were given; ``close()`` writes the metadata that makes the array readable."""
 
     def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.path, self.shape, self.dtype = Path(path), tuple(int(s) for s in shape), np.dtype(dtype)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "wb")
+        self.path.write_bytes(b"")
         self.rows = 0
 
+    def reserve(self, n: int) -> int:
+        """Room for ``n`` more rows; returns the first one's row number (for ``write_rows``)."""
+        first, self.rows = self.rows, self.rows + n
+        return first
+
     def append(self, rows: np.ndarray) -> None:
-        rows = np.ascontiguousarray(rows, dtype=self.dtype)
-        if rows.shape[1:] != self.shape:
-            raise ValueError(f"shard {self.path.name}: rows of shape {rows.shape[1:]}, expected {self.shape}")
-        self._fh.write(rows.tobytes())
-        self.rows += len(rows)
+        write_rows(self.path, self.reserve(len(rows)), rows, self.shape, self.dtype)
 
     def close(self) -> "ShardArray":
-        self._fh.close()
+        size = self.rows * int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        if self.path.stat().st_size != size:
+            raise ValueError(f"shard {self.path.name}: {self.path.stat().st_size} bytes written, expected {size} ({self.rows} rows)")
         meta = {"dtype": self.dtype.str, "shape": [self.rows, *self.shape]}
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, self.path.with_suffix(".json"))
         return ShardArray(self.path)
+
+
+def write_rows(path: Path, first: int, rows: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Write ``rows`` into the shard file ``path`` from row ``first`` on (any process may call it)."""
+    rows = np.ascontiguousarray(rows, dtype=dtype)
+    if rows.shape[1:] != tuple(shape):
+        raise ValueError(f"shard {Path(path).name}: rows of shape {rows.shape[1:]}, expected {tuple(shape)}")
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, rows.tobytes(), first * int(np.prod(shape, dtype=np.int64)) * rows.dtype.itemsize)
+    finally:
+        os.close(fd)
 
 
 class ShardArray:

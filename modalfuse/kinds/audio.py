@@ -30,6 +30,7 @@ class AudioPreprocessor(FileKind):
     default_encoder = "audio_cnn"
     onnx_unsupported = "the log-mel front end uses a complex STFT that the TorchScript ONNX exporter cannot express"
     stateless = True
+    worker_imports = ("scipy.signal",)  # resampling; ~0.8 s to import
 
     @property
     def length(self) -> int:

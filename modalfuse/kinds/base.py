@@ -70,6 +70,8 @@ class Preprocessor(ABC):
     onnx_unsupported: ClassVar[Optional[str]] = None
     #: nothing is fitted (streaming fits then skip the pass over the values)
     stateless: ClassVar[bool] = False
+    #: slow-to-import modules decoding may need, imported once in the decode workers' fork server, not per worker
+    worker_imports: ClassVar[tuple[str, ...]] = ()
 
     @property
     def kind(self) -> str:
