@@ -1,4 +1,6 @@
-"""A training job run by tests/test_distributed.py in a fresh process: ``python distributed_job.py OUT.json DEVICES``.
+"""A training job run by tests/test_distributed.py in a fresh process: ``python distributed_job.py OUT.json DEVICES [RUN_DIR]``.
+
+With RUN_DIR, the run in that folder is resumed from its newest checkpoint (else a new run goes to ``run<DEVICES>``).
 
 Fits a small two-view model (dropout off, so that only the batch split differs between runs) with ``train.devices``
 processes and writes the final metrics, the per-epoch validation losses and the class probabilities to OUT.json.
@@ -33,11 +35,11 @@ def model(devices: int, strategy: str = "auto"):
     return MultimodalModel(mods, "label", {"dropout": 0.0, "head_hidden": 16, "fusion": {"dim": 16}}, train, task="classification")
 
 
-def run(devices: int, run_dir: Path, strategy: str = "auto") -> dict:
+def run(devices: int, run_dir: Path, strategy: str = "auto", resume: bool = False) -> dict:
     m = model(devices, strategy)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m.fit(table(320, 0), table(96, 1), run_dir=run_dir)
+        m.fit(table(320, 0), table(96, 1), run_dir=run_dir, resume=run_dir if resume else None)
     proba = m.predict_proba(table(64, 2))
     metrics = pd.read_csv(run_dir / "metrics.csv")
     return {"evaluate": m.evaluate(table(64, 2)), "val_loss": metrics["val_loss"].tolist(), "proba": proba.tolist(),
@@ -47,5 +49,6 @@ def run(devices: int, run_dir: Path, strategy: str = "auto") -> dict:
 
 if __name__ == "__main__":
     out, devices = Path(sys.argv[1]), int(sys.argv[2])
-    result = run(devices, out.parent / f"run{devices}")
+    resumed = len(sys.argv) > 3
+    result = run(devices, Path(sys.argv[3]) if resumed else out.parent / f"run{devices}", resume=resumed)
     out.write_text(json.dumps(result, default=float))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,9 +41,28 @@ def test_two_spawned_processes_match_one(tmp_path, one_torch_thread):
     # the run folder is written once, by one process: one metrics row per epoch, the reports of the parent
     rows = pd.read_csv(tmp_path / "run2" / "metrics.csv")
     assert list(rows["epoch"]) == [0, 1, 2, 3]
-    # checkpoints (exact resume) are written by single-process runs only, for now
-    assert one["files"] == ["checkpoints", "metrics.csv", "train_report.json", "val_report.json"]
-    assert two["files"] == ["metrics.csv", "train_report.json", "val_report.json"]
+    assert one["files"] == two["files"] == ["checkpoints", "metrics.csv", "train_report.json", "val_report.json"]
+    kept = sorted((tmp_path / "run2" / "checkpoints").iterdir())
+    assert len(kept) == 2  # written by rank zero only, pruned to the newest two
+
+    # resume the 2-process run from its second-newest checkpoint, under 2 processes and under 1 (another world size)
+    for devices in (2, 1):
+        again = tmp_path / f"resumed{devices}"
+        shutil.copytree(tmp_path / "run2", again)
+        newest = sorted((again / "checkpoints").iterdir())[-1]
+        shutil.rmtree(newest)
+        if devices == 2:
+            done = subprocess.run([sys.executable, str(HERE / "distributed_job.py"), str(again / "out.json"), "2", str(again)],
+                                  env=ENV, capture_output=True, text=True, timeout=240)
+            assert done.returncode == 0, done.stderr[-3000:]
+            resumed = json.loads((again / "out.json").read_text())
+            assert resumed["proba"] == two["proba"]  # the same ranks, the same batches: bit-identical
+        else:
+            resumed = distributed_job.run(1, again, resume=True)
+            np.testing.assert_allclose(resumed["proba"], two["proba"], atol=1e-5)  # only float summation order differs
+        assert Path(resumed["history"]["resumed_from"]).name == kept[0].name  # the older checkpoint, after epoch 3 of 4
+        assert resumed["history"]["epochs"] == 4
+        assert list(pd.read_csv(again / "metrics.csv")["epoch"]) == [0, 1, 2, 3]
 
 
 def test_cli_under_torchrun_writes_one_run_folder(tmp_path):

@@ -22,6 +22,7 @@ from lightning.fabric.utilities.rank_zero import _get_rank
 from torch.utils.data import DataLoader, Sampler
 
 from ..errors import ConfigError
+from .resume import Resumable
 
 #: environment variables a launcher sets (torchrun / torchelastic; SLURM's srun)
 LAUNCHERS = {"torchrun": "TORCHELASTIC_RUN_ID", "slurm": "SLURM_NTASKS"}
@@ -97,25 +98,28 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-class RankBatches(Sampler):
+class RankBatches(Resumable, Sampler):
     """Batches of row indices: global batches of ``batch_size`` in one seeded order, this rank's strided slice of each.
 
     The rank is read when iterating, so one sampler built before ``ddp_spawn`` serves every worker. With one process
     it yields exactly what ``BatchSampler(RandomSampler(generator=seed))`` yields. A global batch smaller than the
-    world size is padded by repetition, so that every rank takes the same number of steps (DDP needs that).
+    world size is padded by repetition, so that every rank takes the same number of steps (DDP needs that). The
+    global batches do not depend on the world size, so a checkpoint resumes (mid-epoch too) under another one.
     """
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
         self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
         self.generator = torch.Generator().manual_seed(seed)
+        self._init_resumable()
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         rank, size = world()
+        skip = self._start_epoch()
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
-        for start in range(0, self.n, self.batch_size):
+        for start in range(skip, self.n, self.batch_size):
             rows = order[start:start + self.batch_size]
             if len(rows) < size:
                 rows = rows.repeat(math.ceil(size / len(rows)))[:size]

@@ -28,30 +28,45 @@ from ..cli import interrupt  # signal deferral; the cli package imports nothing 
 from .checkpoint import checkpoint_name, prune, FOLDER
 
 
-class ResumableSampler(RandomSampler):
-    """``RandomSampler`` (same order for the same generator) that can start an epoch part-way through."""
+class Resumable:
+    """What a sampler needs to restart an epoch part-way: the generator state at the epoch's start and rows to skip.
 
-    def __init__(self, data_source, generator: torch.Generator) -> None:
-        super().__init__(data_source, generator=generator)
-        self.epoch_state = generator.get_state()
+    A subclass calls ``_start_epoch()`` as its iteration begins and skips the rows it returns."""
+
+    generator: torch.Generator
+
+    def _init_resumable(self) -> None:
+        self.epoch_state = self.generator.get_state()
         self._resume: Optional[dict[str, Any]] = None
 
-    def __iter__(self):
+    def _start_epoch(self) -> int:
         skip = 0
         if self._resume is not None:
             self.generator.set_state(self._resume["generator"])
             skip, self._resume = int(self._resume["skip"]), None
         self.epoch_state = self.generator.get_state()
-        for i, index in enumerate(super().__iter__()):
-            if i >= skip:
-                yield index
+        return skip
 
     def state(self, skip: int) -> dict[str, Any]:
-        """``skip`` > 0: the epoch is ``skip`` samples in, and restarts from its first state; 0: the next epoch."""
+        """``skip`` > 0: the epoch is ``skip`` rows in, and restarts from its first state; 0: the next epoch."""
         return {"generator": self.epoch_state if skip else self.generator.get_state(), "skip": skip}
 
     def resume(self, state: dict[str, Any]) -> None:
         self._resume = state
+
+
+class ResumableSampler(Resumable, RandomSampler):
+    """``RandomSampler`` (same order for the same generator) that can start an epoch part-way through."""
+
+    def __init__(self, data_source, generator: torch.Generator) -> None:
+        super().__init__(data_source, generator=generator)
+        self._init_resumable()
+
+    def __iter__(self):
+        skip = self._start_epoch()
+        for i, index in enumerate(super().__iter__()):
+            if i >= skip:
+                yield index
 
 
 def rng_state() -> dict[str, Any]:
@@ -77,7 +92,7 @@ class Checkpointer(Checkpoint):
     A ``Checkpoint`` subclass, so that Lightning calls it after early stopping has decided on the epoch.
     """
 
-    def __init__(self, run_dir: Path, sampler: ResumableSampler, batch_size: int, every_steps: Optional[int] = None,
+    def __init__(self, run_dir: Path, sampler: Resumable, batch_size: int, every_steps: Optional[int] = None,
                  keep: int = 2, adopt_threads: bool = True) -> None:
         self.run_dir, self.sampler, self.batch_size = Path(run_dir), sampler, batch_size
         self.every_steps, self.keep = every_steps, keep
@@ -119,7 +134,8 @@ class Checkpointer(Checkpoint):
     # ------------------------------------------------------------ hooks
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._trainer = trainer
-        prune(self.run_dir, self.keep)  # temporary folders a killed writer left
+        if trainer.is_global_zero:
+            prune(self.run_dir, self.keep)  # temporary folders a killed writer left
         # Lightning cannot see that ResumableSampler restarts mid-epoch by itself
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
 
@@ -160,9 +176,10 @@ class Checkpointer(Checkpoint):
     def save(self, trainer: L.Trainer, skip: int) -> Path:
         start, self.skip = time.perf_counter(), skip
         folder = self.run_dir / FOLDER / checkpoint_name(trainer.current_epoch, trainer.global_step)
-        trainer.save_checkpoint(folder)
+        trainer.save_checkpoint(folder)  # written by rank zero only; every rank waits for it
         self.last = folder
-        prune(self.run_dir, self.keep)
+        if trainer.is_global_zero:
+            prune(self.run_dir, self.keep)
         self.seconds += time.perf_counter() - start
         return folder
 

@@ -78,10 +78,11 @@ class EpochCSV(L.Callback):
         self.rows: list[dict] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics  # on every rank: reading them reduces the epoch's values (a collective)
         if not trainer.is_global_zero:
             return
         row = {"epoch": trainer.current_epoch, "seconds": round(time.perf_counter() - self.start, 3), "lr": trainer.optimizers[0].param_groups[0]["lr"]}
-        row.update({k: round(float(v), 6) for k, v in sorted(trainer.callback_metrics.items())})
+        row.update({k: round(float(v), 6) for k, v in sorted(metrics.items())})
         self.rows.append(row)
         keys = list(dict.fromkeys(k for r in self.rows for k in r))
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,9 +140,10 @@ def fit_net(
     callbacks += [RankZeroSummary(best, cfg.threads), *extra]
     if run_dir is not None:
         callbacks.append(EpochCSV(Path(run_dir) / "metrics.csv"))
-    # checkpoints (exact resume) are written by single-process runs; several processes train without them for now
-    saver = Checkpointer(Path(run_dir), loader.sampler.sampler, cfg.batch_size, cfg.checkpoint_every_steps, adopt_threads=not cfg.threads) \
-        if run_dir is not None and cfg.checkpoint and not distributed else None
+    # checkpoints (exact resume); under several processes rank zero writes them, and every rank resumes from them
+    sampler = loader.sampler if distributed else loader.sampler.sampler
+    saver = Checkpointer(Path(run_dir), sampler, cfg.batch_size, cfg.checkpoint_every_steps, adopt_threads=not cfg.threads) \
+        if run_dir is not None and cfg.checkpoint else None
     callbacks += [saver] if saver else []
     progress = show_progress(cfg.progress)
     if progress:  # tqdm writes to stderr; Lightning's default rich bar would write to stdout
@@ -178,5 +180,7 @@ def fit_net(
         "best_val_loss": best.best if has_val else None,
         "seconds": round(time.perf_counter() - start, 2),
         "threads": threads,  # chosen from the free cores unless train.threads pins it; floats depend on it
-        **({"checkpoint_seconds": round(saver.seconds, 3), "resumed_from": str(resume) if resume else None} if saver else {}),
+        **({"resumed_from": str(resume) if resume else None} if saver else {}),
+        # time spent writing checkpoints; ddp_spawn workers keep theirs
+        **({"checkpoint_seconds": round(saver.seconds, 3)} if saver and not distributed else {}),
     }
