@@ -109,7 +109,7 @@ class AlignedModel:
                        if key in UNHONOURED and value != TrainConfig.model_fields[key].get_default(call_default_factory=True)]
         if unsupported:  # refused, never silently ignored
             raise ConfigError(f"train.{unsupported[0]}: alignment training does not support {', '.join(unsupported)}; "
-                              f"leave them at their defaults (it trains with the other train options)")
+                              "leave them at their defaults (it trains with the other train options)")
         for m in self.modalities:
             ENCODERS.get(m.encoder.name)
         self.label = label
@@ -137,7 +137,8 @@ class AlignedModel:
         return features, labels
 
     # ----------------------------------------------------------------- fit
-    def fit(self, data: Any, val: Any = None, run_dir: Optional[str | Path] = None, resume: Optional[str | Path] = None) -> "AlignedModel":
+    def fit(self, data: Any, val: Any = None, run_dir: Optional[str | Path] = None,
+            resume: Optional[str | Path] = None) -> "AlignedModel":
         """Fit preprocessors on the training rows, then train encoders and heads with InfoNCE (``fit_net``); early
         stopping on ``val`` (default: ``train.val_fraction`` of ``data``).
 
@@ -157,7 +158,7 @@ class AlignedModel:
             val = (val_frame, table, base)
         train, train_labels = self.featurize((frame, table, base), fit=True, report="train")
         valid, val_labels = self.featurize(val if isinstance(val, tuple) else as_frame(val), report="val") if val is not None else (None, None)
-        torch.manual_seed(cfg.seed)  # the net's and the classifier's initial weights; fit_net seeds again for training
+        torch.manual_seed(cfg.seed)  # initial weights of the net, then the classifier; training draws continue the stream
         self.net = AlignNet(self.modalities, self.align_config, {n: p.encoder_info() for n, p in self.preprocessors.items()})
         classes = None if train_labels is None else pd.Index(pd.unique(pd.Series(train_labels)))
         module = AlignModule(self.net, self.align_config, cfg, _codes(train_labels, classes), _codes(val_labels, classes))

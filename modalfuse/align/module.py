@@ -38,9 +38,9 @@ class AlignModule(NetModule):
         self.init_rng = torch.get_rng_state()
 
     def setup(self, stage: str) -> None:
-        """Training draws (dropout) continue the torch RNG stream where the initial weights left it, not from
-        fit_net's fresh seed: seeded alignment results stay what they were before alignment trained through fit_net.
-        A resumed run restores the checkpoint's RNG state after this."""
+        """Training draws (dropout) continue the torch RNG stream of the initial weights rather than fit_net's fresh
+        seed: each seed gives the results alignment has always given (docs/results). A resumed run restores its
+        checkpoint's RNG state after this hook."""
         torch.set_rng_state(self.init_rng)
 
     def loss(self, batch: Batch, labels: Optional[torch.Tensor]) -> torch.Tensor:
