@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import signal
 
@@ -10,8 +11,11 @@ import pytest
 import torch
 
 from modalfuse.align import AlignedModel
+from modalfuse.align.model import AlignNet, _codes
+from modalfuse.align.module import AlignModule
 from modalfuse.cli import interrupt
 from modalfuse.errors import ConfigError
+from modalfuse.train import batches
 from modalfuse.train.checkpoint import checkpoints
 from test_alignment import _paired_frame
 from test_checkpoint import _weights
@@ -57,6 +61,32 @@ def test_alignment_fit_writes_metrics_per_epoch_with_warmup_then_constant_lr(tmp
     assert model.history["best_val_loss"] == pytest.approx(float(rows[best]["val_select"]), abs=1e-6)
     assert (tmp_path / "run" / "train_report.json").is_file() and checkpoints(tmp_path / "run")
     assert not any(k.startswith("classifier") for k in model.net.state_dict())  # training only
+
+
+def test_alignment_fit_is_a_plain_loop_over_the_seeded_batches():
+    """The training order alignment keeps: initial weights after torch.manual_seed(seed), the seeded order of
+    ``batches``, one AdamW step per batch at train.lr, dropout drawing on from the initial weights' RNG stream.
+
+    Each epoch takes its ``len(loader)`` batches and stops (Lightning's loop): with 64 rows in batches of 16 the
+    sampler is not run to its end, so it never draws the empty tail permutation a ``for`` loop over it would."""
+    data = _paired_frame(64, 0)
+    fitted = _model(val_fraction=0.0, warmup_epochs=0, max_epochs=3).fit(data)
+    plain = _model()
+    train, labels = plain.featurize(data, fit=True)
+    torch.manual_seed(0)
+    net = AlignNet(plain.modalities, plain.align_config, {n: p.encoder_info() for n, p in plain.preprocessors.items()})
+    module = AlignModule(net, plain.align_config, plain.train_config, _codes(labels))
+    optimiser = torch.optim.AdamW(module.parameters(), lr=1e-2, weight_decay=plain.train_config.weight_decay)
+    module.train()
+    loader = batches(train, 16, shuffle=True, seed=0)  # one generator: each epoch draws the next order
+    for _ in range(3):
+        for batch in itertools.islice(loader, len(loader)):
+            loss = module.loss(batch, module.train_labels)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    ref = net.state_dict()
+    assert all(torch.equal(ref[k], v) for k, v in _weights(fitted).items())
 
 
 @pytest.mark.parametrize("epoch,batch", [(1, 4), (2, 1)], ids=["after-epoch-1", "mid-epoch-2"])
