@@ -303,12 +303,14 @@ def test_efficientnet_lite0_loads_offline_and_encodes() -> None:
     assert gray(torch.randn(1, 1, 32, 32)).shape == (1, 4)
 
 
-@pytest.mark.parametrize("train,key", [({"mixup": {"alpha": 0.2}}, "mixup"), ({"warmup_epochs": 2}, "warmup_epochs"),
-                                        ({"accelerator": "gpu"}, "accelerator"), ({"gradient_modulation": {}}, "gradient_modulation"),
-                                        ({"ensemble": 3}, "ensemble")])
+@pytest.mark.parametrize("train,key", [({"mixup": {"alpha": 0.2}}, "mixup"), ({"accelerator": "gpu"}, "accelerator"),
+                                        ({"gradient_modulation": {}}, "gradient_modulation"), ({"ensemble": 3}, "ensemble"),
+                                        ({"translation": {"target": "left"}}, "translation"), ({"devices": 2}, "devices"),
+                                        ({"num_nodes": 2}, "num_nodes"), ({"compile": True}, "compile")])
 def test_training_options_alignment_cannot_honour_are_refused(train, key) -> None:
-    """The contrastive loop implements lr, weight decay, batch size, epochs, patience and seed; anything else is an error, not a no-op."""
+    """Options that cannot apply to alignment are an error naming the key, not a no-op; the rest fit_net honours."""
     mods = [{"name": n, "kind": "vector"} for n in ("left", "right")]
     with pytest.raises(ConfigError, match=rf"train\.{key}: alignment training does not support {key}"):
         AlignedModel(mods, train={"max_epochs": 10, **train})
-    AlignedModel(mods, train={"max_epochs": 10, "lr": 0.01, "patience": 3})  # what it does implement is accepted
+    AlignedModel(mods, train={"max_epochs": 10, "lr": 0.01, "patience": 3, "warmup_epochs": 2, "modality_dropout": 0.1,
+                              "precision": "bf16-mixed", "workers": 1, "checkpoint_every_steps": 5, "logger": "csv"})

@@ -6,16 +6,13 @@ similarity to class prototypes (embedded class descriptions, optionally updated 
 """
 from __future__ import annotations
 
-import copy
 import json
-import time
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..options import item_key, validated
@@ -29,8 +26,11 @@ from ..encoders import ENCODERS, build_encoder
 from ..encoders.base import mlp
 from ..errors import ConfigError
 from ..evaluate.retrieval import cross_modal_metrics, similarity, top_k
-from ..objectives.contrastive import Temperature, multi_info_nce, normalise
-from ..train import batches
+from ..objectives.contrastive import Temperature, normalise
+from ..train import batches, fit_net
+from ..train.checkpoint import latest_checkpoint
+from ..train.distributed import is_rank_zero
+from .module import AlignModule
 from .prototypes import nearest_prototype
 
 
@@ -69,9 +69,12 @@ class AlignNet(nn.Module):
         return normalise(self.projections[name](self.encoders[name](x)))
 
 
-#: training options the contrastive loop does not implement (the supervised trainer's): refused when set
-UNHONOURED = ("ensemble", "modality_dropout", "mixup", "gradient_modulation", "modality_aux_weight", "warmup_epochs", "accelerator", "devices",
-              "precision", "compile", "workers", "checkpoint_every_steps")
+#: training options that cannot apply to alignment, refused when set: those of a supervised head (mixup, gradient
+#: modulation, per-modality classifiers, translation), ensembles (independently trained spaces do not average),
+#: compile (an AlignNet has no forward pass), several processes (InfoNCE's negatives are the whole batch), and
+#: accelerators (not yet tried with alignment)
+UNHONOURED = ("ensemble", "mixup", "gradient_modulation", "modality_aux_weight", "translation", "compile",
+              "accelerator", "devices", "num_nodes", "strategy")
 
 
 class AlignedModel:
@@ -106,7 +109,7 @@ class AlignedModel:
                        if key in UNHONOURED and value != TrainConfig.model_fields[key].get_default(call_default_factory=True)]
         if unsupported:  # refused, never silently ignored
             raise ConfigError(f"train.{unsupported[0]}: alignment training does not support {', '.join(unsupported)}; "
-                              "leave them at their defaults (alignment uses lr, weight_decay, batch_size, max_epochs, patience, seed)")
+                              "leave them at their defaults (it trains with the other train options)")
         for m in self.modalities:
             ENCODERS.get(m.encoder.name)
         self.label = label
@@ -116,6 +119,8 @@ class AlignedModel:
         self.net: Optional[AlignNet] = None
         self.history: dict[str, Any] = {}
         self.reports: dict[str, SkipReport] = {}
+        #: extra Lightning callbacks for every fit, as MultimodalModel.callbacks
+        self.callbacks: list[Any] = []
 
     # ----------------------------------------------------------------- data
     def featurize(self, data: Any, names: Optional[list[str]] = None, fit: bool = False, report: str = "embed") -> tuple[Features, Optional[np.ndarray]]:
@@ -132,9 +137,15 @@ class AlignedModel:
         return features, labels
 
     # ----------------------------------------------------------------- fit
-    def fit(self, data: Any, val: Any = None) -> "AlignedModel":
-        """Fit preprocessors on the training rows, then train encoders and heads with InfoNCE; early stopping on ``val``
-        (default: ``train.val_fraction`` of ``data``)."""
+    def fit(self, data: Any, val: Any = None, run_dir: Optional[str | Path] = None,
+            resume: Optional[str | Path] = None) -> "AlignedModel":
+        """Fit preprocessors on the training rows, then train encoders and heads with InfoNCE (``fit_net``); early
+        stopping on ``val`` (default: ``train.val_fraction`` of ``data``).
+
+        With a ``run_dir``, metrics.csv and checkpoints are written to it; ``resume`` (a run folder, the default
+        ``run_dir``) continues training from its newest intact checkpoint, with the same data and config."""
+        if run_dir and resume and Path(run_dir).resolve() != Path(resume).resolve():
+            raise ConfigError(f"fit: resume={str(resume)!r} continues that run folder; run_dir={str(run_dir)!r} names another")
         cfg = self.train_config
         frame, table, base = as_frame(data)
         if self.label is not None and self.label not in frame.columns:
@@ -147,73 +158,18 @@ class AlignedModel:
             val = (val_frame, table, base)
         train, train_labels = self.featurize((frame, table, base), fit=True, report="train")
         valid, val_labels = self.featurize(val if isinstance(val, tuple) else as_frame(val), report="val") if val is not None else (None, None)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # initial weights of the net, then the classifier; training draws continue the stream
         self.net = AlignNet(self.modalities, self.align_config, {n: p.encoder_info() for n, p in self.preprocessors.items()})
         classes = None if train_labels is None else pd.Index(pd.unique(pd.Series(train_labels)))
-        self.history = self._train(train, _codes(train_labels, classes), valid, _codes(val_labels, classes))
+        module = AlignModule(self.net, self.align_config, cfg, _codes(train_labels, classes), _codes(val_labels, classes))
+        run_path = Path(run_dir or resume) if (run_dir or resume) else None
+        start_from = latest_checkpoint(run_path) if resume else None
+        self.history = fit_net(module, train, valid, cfg, run_dir=run_path, resume=start_from, callbacks=self.callbacks)
+        self.net.eval()
+        if run_path is not None and is_rank_zero():
+            for name, report in self.reports.items():
+                report.write(run_path, name)
         return self
-
-    def _loss(self, batch: Batch, labels: Optional[torch.Tensor], classifier: Optional[nn.Linear] = None) -> torch.Tensor:
-        emb = self.net.embed(batch)
-        weight = self.align_config.label_weight if labels is not None else 0.0
-        temperature = self.net.temperature()
-        loss = multi_info_nce(emb, batch.masks, temperature, self.align_config.pairs, labels, weight)
-        if classifier is not None and labels is not None:
-            directions = normalise(classifier.weight)
-            terms = [F.cross_entropy(emb[m][keep] @ directions.T / temperature, labels[keep])
-                     for m, mask in batch.masks.items() if (keep := mask & (labels >= 0)).any()]
-            if terms:
-                loss = loss + self.align_config.class_weight * torch.stack(terms).mean()
-        return loss
-
-    def _train(self, train: Features, train_labels, valid: Optional[Features], val_labels) -> dict[str, Any]:
-        cfg = self.train_config
-        params = [p for p in self.net.parameters() if p.requires_grad]
-        #: class directions for ``align.class_weight``, shared by all modalities; training only, not saved
-        classifier = nn.Linear(self.net.dim, int(train_labels.max()) + 1, bias=False) if self.align_config.class_weight > 0 else None
-        if classifier is not None:
-            params += list(classifier.parameters())
-        optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        loader = batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
-        best, best_state, best_epoch, stale, losses = float("inf"), None, -1, 0, []
-        start = time.perf_counter()
-        for epoch in range(cfg.max_epochs):
-            self.net.train()
-            total, n = 0.0, 0
-            for batch in loader:
-                loss = self._loss(batch, None if train_labels is None else train_labels[batch.index], classifier)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total, n = total + float(loss.detach()) * len(batch), n + len(batch)
-            row = {"epoch": epoch, "train_loss": total / max(n, 1), "temperature": float(self.net.temperature().detach())}
-            if valid is not None and len(valid):
-                row["val_loss"] = self._val_loss(valid, val_labels, classifier)
-                if row["val_loss"] < best:
-                    best, best_epoch, stale = row["val_loss"], epoch, 0
-                    best_state = copy.deepcopy(self.net.state_dict())
-                else:
-                    stale += 1
-            losses.append(row)
-            if valid is not None and cfg.patience and stale >= cfg.patience:
-                break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
-        self.net.eval()
-        return {"epochs": len(losses), "best_epoch": best_epoch if best_state is not None else len(losses) - 1,
-                "best_val_loss": best if best_state is not None else None, "seconds": round(time.perf_counter() - start, 2),
-                "per_epoch": losses}
-
-    @torch.no_grad()
-    def _val_loss(self, valid: Features, labels, classifier: Optional[nn.Linear]) -> float:
-        self.net.eval()
-        total, n = 0.0, 0
-        for batch in batches(valid, self.train_config.batch_size, shuffle=False):
-            total += float(self._loss(batch, None if labels is None else labels[batch.index], classifier)) * len(batch)
-            n += len(batch)
-        return total / max(n, 1)
 
     # ----------------------------------------------------------------- embed and retrieve
     def _require_fitted(self) -> AlignNet:

@@ -1,11 +1,9 @@
-"""The LightningModule: loss, optimisation and validation metrics around a MultimodalNet."""
+"""The LightningModule of supervised training: loss and validation metrics around a MultimodalNet."""
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Callable, Optional
 
-import lightning as L
 import torch
 from torch import nn
 
@@ -22,13 +20,14 @@ from ..objectives import (
     modulation_coefficients,
     unimodal_probabilities,
 )
+from .base import NetModule
 
 
-class MultimodalModule(L.LightningModule):
+class MultimodalModule(NetModule):
+    """The task loss of the net's head, plus the auxiliary and balancing losses ``train`` turns on."""
+
     def __init__(self, net: MultimodalNet, train_cfg: TrainConfig, aux_weight: float) -> None:
-        super().__init__()
-        self.net = net
-        self.cfg = train_cfg
+        super().__init__(net, train_cfg)
         self.aux_weight = aux_weight
         #: mixup, gradient modulation and per-modality losses need the embeddings, so training runs the net in parts
         self.by_parts = bool(train_cfg.mixup or train_cfg.gradient_modulation or train_cfg.modality_aux_weight or train_cfg.translation)
@@ -41,12 +40,6 @@ class MultimodalModule(L.LightningModule):
         )
         self.translators = _translators(net, train_cfg.translation)
         self.coefficients: dict[str, float] = {}
-        self.epoch_loss: list[torch.Tensor] = []
-        self.epoch_rows = 0
-
-    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
-        """Batches move themselves: Lightning's generic walk through the dataclass costs about a millisecond a step."""
-        return batch.to(device)
 
     def loss(self, batch: Batch, mix: Optional[Mix] = None) -> tuple[torch.Tensor, torch.Tensor]:
         head, masks, embeddings = self.net.head, batch.masks, None
@@ -103,26 +96,20 @@ class MultimodalModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.net.head.epoch = self.current_epoch
-        self.epoch_loss, self.epoch_rows = [], 0
+        super().on_train_epoch_start()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         if self.cfg.modality_dropout > 0:
             batch = batch.with_masks(drop_modalities(batch.masks, self.cfg.modality_dropout))
         self.coefficients = {}
         loss, _ = self.loss(batch, draw_mix(batch.masks, self.cfg.mixup.alpha) if self.mixing() else None)
-        # the epoch's mean loss is logged once, on its last batch: Lightning's self.log costs ~0.5 ms a call;
-        # sync_dist reduces epoch values across ranks (sums of value x rows over sums of rows) and is free in one process
-        self.epoch_loss.append(loss.detach() * len(batch))
-        self.epoch_rows += len(batch)
-        if self._trainer is not None and batch_idx + 1 >= self.trainer.num_training_batches:
-            self.log("train_loss", torch.stack(self.epoch_loss).sum() / self.epoch_rows, on_step=False, on_epoch=True, batch_size=self.epoch_rows, sync_dist=True)
+        self.add_train_loss(loss, len(batch), batch_idx)
         for m, k in self.coefficients.items():
             self.log(f"modulation_{m}", k, on_step=False, on_epoch=True, batch_size=len(batch), sync_dist=True)
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         loss, out = self.loss(batch)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
         # best epoch and early stopping use a loss comparable across epochs: heads with an annealed penalty drop it
         varying = [m for m in self.net.modules() if getattr(m, "loss_varies", False)]
         if varying:
@@ -135,36 +122,15 @@ class MultimodalModule(L.LightningModule):
                     head.comparable = False
         else:
             select = loss
-        self.log("val_select", select, on_step=False, on_epoch=True, batch_size=len(batch), sync_dist=True)
+        self.log_val(loss, select, len(batch))
         if self.net.head.task == "classification":
             acc = (self.net.head.predict(out) == batch.target).float().mean()
             self.log("val_accuracy", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """The epoch's running training loss, so that a run resumed mid-epoch logs the same mean."""
-        losses = torch.stack(self.epoch_loss) if self.epoch_loss else torch.zeros(0)
-        checkpoint["modalfuse_epoch"] = {"losses": losses, "rows": self.epoch_rows}
-
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("modalfuse_epoch", {})
-        self.epoch_loss, self.epoch_rows = list(state.get("losses", torch.zeros(0)).unbind()), int(state.get("rows", 0))
+        super().on_load_checkpoint(checkpoint)
         self.net.head.epoch = int(checkpoint.get("epoch", 0))
 
-    def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        # foreach: one fused update over all parameter tensors; torch only picks it by default on GPUs
-        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, foreach=True)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = self.cfg.warmup_epochs * total // self.cfg.max_epochs
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, warmup, total))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total - warmup) / max(1, total - warmup)))
 
 def _loss(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],

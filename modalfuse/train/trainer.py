@@ -1,4 +1,4 @@
-"""Fit a MultimodalNet with Lightning: early stopping, best weights, seeded, per-epoch CSV, resumable checkpoints."""
+"""Fit a net with Lightning (a MultimodalNet, or any NetModule): early stopping, best weights, seeded, per-epoch CSV, resumable checkpoints."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +9,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import lightning as L
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -23,6 +23,7 @@ from ..model import MultimodalNet
 from .checkpoint import SafetensorsCheckpointIO
 from ..tracking.loggers import make_logger
 from .distributed import RankZeroSummary, is_rank_zero, rank_loader, spawn_sharing, strategy_settings
+from .base import NetModule
 from .module import MultimodalModule
 from .resume import Checkpointer, ResumableSampler
 from .threads import training_threads
@@ -99,17 +100,19 @@ class EpochCSV(L.Callback):
 
 
 def fit_net(
-    net: MultimodalNet,
+    net: Union[MultimodalNet, NetModule],
     train: Features,
     val: Optional[Features],
     cfg: TrainConfig,
-    aux_weight: float,
+    aux_weight: float = 0.0,
     run_dir: Optional[Path] = None,
     resume: Optional[Path] = None,
     callbacks: Sequence[L.Callback] = (),
 ) -> dict:
-    """Train ``net`` in place and load its best validation weights; returns a small summary.
+    """Train a net in place and load its best validation weights (lowest ``val_select``); returns a small summary.
 
+    A MultimodalNet is wrapped in a :class:`MultimodalModule` once seeded (its training-only heads draw their
+    initial weights after the seed); any other net comes inside its own :class:`NetModule`, built by the caller.
     With a ``run_dir`` a checkpoint is written to ``run_dir/checkpoints`` at each epoch end (see ``resume.py``);
     ``resume`` names one to continue from."""
     logging.getLogger("lightning").setLevel(logging.WARNING)
@@ -117,15 +120,20 @@ def fit_net(
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*number of training batches.*")
     warnings.filterwarnings("ignore", message=".*validation_step.* but have no `val_dataloader`.*")
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")  # frozen backbones
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.precision == "16-mixed" and not torch.cuda.is_available():
         raise ConfigError("train.precision: 16-mixed needs a CUDA GPU, and none is available; use 32 or bf16-mixed on CPU")
+    prebuilt = isinstance(net, NetModule)
     if cfg.compile:
-        net.compile(**({} if cfg.compile is True else {"backend": cfg.compile}))
-    module = MultimodalModule(net, cfg, aux_weight)
+        (net.net if prebuilt else net).compile(**({} if cfg.compile is True else {"backend": cfg.compile}))
+    module = net if prebuilt else MultimodalModule(net, cfg, aux_weight)
     has_val = val is not None and len(val) > 0
     settings = strategy_settings(cfg)
     distributed = settings["num_nodes"] > 1 or str(settings["devices"]) not in ("1", "auto")
+    if distributed and not module.shardable:
+        raise ConfigError(f"train.devices / train.num_nodes: {type(module).__name__} trains in one process only "
+                          f"(its loss is not a mean over rows, so a batch cannot be split across processes); got {settings['devices']} devices on {settings['num_nodes']} nodes")
     if distributed:  # every rank takes its slice of each global batch (distributed.py)
         loader = rank_loader(train, cfg.batch_size, shuffle=True, seed=cfg.seed)
         val_loader = rank_loader(val, cfg.batch_size, shuffle=False) if has_val else None
@@ -173,7 +181,7 @@ def fit_net(
     ran = RankZeroSummary.recover(trainer, best)  # after ddp_spawn: the workers' best epoch; weights came back
     ran = trainer.current_epoch if ran is None else ran
     if best.state is not None:
-        net.load_state_dict(best.state)
+        module.net.load_state_dict(best.state)
     return {
         "epochs": ran,
         "best_epoch": best.epoch if has_val else ran - 1,
