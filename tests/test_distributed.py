@@ -83,6 +83,15 @@ def test_cli_under_torchrun_writes_one_run_folder(tmp_path):
     run = runs[0]
     assert (run / "model" / "model.json").is_file() and (run / "summary.json").is_file()
     assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == [0, 1, 2]  # one writer: one row per epoch
+    # rank zero wrote the checkpoints; every rank resumes from them (here from the one before the last)
+    kept = sorted((run / "checkpoints").iterdir())
+    assert len(kept) == 2
+    shutil.rmtree(kept[-1])
+    done = subprocess.run(cmd[:-2] + ["--resume", str(run)], env=ENV, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(list((tmp_path / "runs").iterdir())) == 1 and done.stdout.count("test: accuracy=") == 1
+    assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == [0, 1, 2]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [k.name for k in kept]  # the last epoch written again
 
 
 def test_ddp_without_a_launcher_is_refused_in_words():

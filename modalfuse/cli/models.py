@@ -72,9 +72,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ..auto import select
 
         model, auto_rows = select(model, train, cfg.auto, log=print if is_rank_zero() else lambda s: None)
-    if not is_rank_zero():  # under torchrun / srun: the other ranks train on their share and write nothing
-        model.fit(train, val)
-        return 0
     resolved = cfg.model_copy(deep=True)
     resolved.modalities = model.modalities
     resolved.data.target = model.target
@@ -82,7 +79,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .resume import resume_folder
 
         run = resume_folder(args.resume, resolved)
-    else:
+    if not is_rank_zero():  # under torchrun / srun: the other ranks train on their share (resuming too) and write nothing
+        model.fit(train, val, resume=run if args.resume else None)
+        return 0
+    if not args.resume:
         run = _run_dir(args.run_dir or cfg.run_dir, Path(args.config).stem)
     stage = "preparing the data"
     try:

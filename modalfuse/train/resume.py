@@ -89,12 +89,15 @@ class Checkpointer(Checkpoint):
     """Write a checkpoint into ``run_dir/checkpoints`` at each epoch end and every ``every_steps`` optimizer steps;
     on a deferred SIGINT/SIGTERM, write one at the next safe point and stop with :class:`interrupt.Interrupted`.
 
-    A ``Checkpoint`` subclass, so that Lightning calls it after early stopping has decided on the epoch.
+    A ``Checkpoint`` subclass, so that Lightning calls it after early stopping has decided on the epoch. Under
+    several processes every rank has one and takes part in each save (Lightning's save waits for all ranks);
+    rank zero writes, and its ``run_dir`` decides: without one (a rank other than zero may have none) nothing is saved.
     """
 
-    def __init__(self, run_dir: Path, sampler: Resumable, batch_size: int, every_steps: Optional[int] = None,
+    def __init__(self, run_dir: Optional[Path], sampler: Resumable, batch_size: int, every_steps: Optional[int] = None,
                  keep: int = 2, adopt_threads: bool = True) -> None:
-        self.run_dir, self.sampler, self.batch_size = Path(run_dir), sampler, batch_size
+        self.run_dir, self.sampler, self.batch_size = Path(run_dir) if run_dir is not None else None, sampler, batch_size
+        self.enabled = run_dir is not None
         self.every_steps, self.keep = every_steps, keep
         self.adopt_threads = adopt_threads  # a resumed run keeps the thread count it started with (results depend on it)
         self.skip = 0  # samples of the current epoch already trained on, at the moment of saving
@@ -134,7 +137,9 @@ class Checkpointer(Checkpoint):
     # ------------------------------------------------------------ hooks
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._trainer = trainer
-        if trainer.is_global_zero:
+        if trainer.world_size > 1:  # every rank saves when rank zero has a run folder, and only then
+            self.enabled = bool(trainer.strategy.broadcast(self.run_dir is not None, src=0))
+        if trainer.is_global_zero and self.enabled:
             prune(self.run_dir, self.keep)  # temporary folders a killed writer left
         # Lightning cannot see that ResumableSampler restarts mid-epoch by itself
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
@@ -173,9 +178,12 @@ class Checkpointer(Checkpoint):
         interrupt.undefer(self)
 
     # ------------------------------------------------------------ saving and stopping
-    def save(self, trainer: L.Trainer, skip: int) -> Path:
+    def save(self, trainer: L.Trainer, skip: int) -> Optional[Path]:
+        if not self.enabled:
+            return None
         start, self.skip = time.perf_counter(), skip
-        folder = self.run_dir / FOLDER / checkpoint_name(trainer.current_epoch, trainer.global_step)
+        # a rank other than zero may have no run folder: it passes a path that only rank zero would write
+        folder = (self.run_dir or Path(FOLDER)) / FOLDER / checkpoint_name(trainer.current_epoch, trainer.global_step)
         trainer.save_checkpoint(folder)  # written by rank zero only; every rank waits for it
         self.last = folder
         if trainer.is_global_zero:

@@ -73,14 +73,14 @@ class BestWeights(L.Callback):
 class EpochCSV(L.Callback):
     """Append one row per epoch (losses, validation metrics, learning rate, seconds) to a CSV."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Optional[Path]) -> None:
+        self.path = path  # None: a rank other than zero, which reads the metrics with the others but writes nothing
         self.start = time.perf_counter()
         self.rows: list[dict] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics  # on every rank: reading them reduces the epoch's values (a collective)
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or self.path is None:
             return
         row = {"epoch": trainer.current_epoch, "seconds": round(time.perf_counter() - self.start, 3), "lr": trainer.optimizers[0].param_groups[0]["lr"]}
         row.update({k: round(float(v), 6) for k, v in sorted(metrics.items())})
@@ -146,12 +146,13 @@ def fit_net(
     if has_val and cfg.patience:
         callbacks.append(L.pytorch.callbacks.EarlyStopping("val_select", patience=cfg.patience, mode="min"))
     callbacks += [RankZeroSummary(best, cfg.threads), *extra]
-    if run_dir is not None:
-        callbacks.append(EpochCSV(Path(run_dir) / "metrics.csv"))
+    if run_dir is not None or distributed:  # on every rank: reading the epoch's metrics is a collective
+        callbacks.append(EpochCSV(Path(run_dir) / "metrics.csv" if run_dir is not None else None))
     # checkpoints (exact resume); under several processes rank zero writes them, and every rank resumes from them
     sampler = loader.sampler if distributed else loader.sampler.sampler
-    saver = Checkpointer(Path(run_dir), sampler, cfg.batch_size, cfg.checkpoint_every_steps, adopt_threads=not cfg.threads) \
-        if run_dir is not None and cfg.checkpoint else None
+    # every rank takes part in each save, so every rank has a saver (rank zero's run folder decides, see Checkpointer)
+    saver = Checkpointer(Path(run_dir) if run_dir is not None else None, sampler, cfg.batch_size, cfg.checkpoint_every_steps,
+                         adopt_threads=not cfg.threads) if cfg.checkpoint and (run_dir is not None or distributed) else None
     callbacks += [saver] if saver else []
     progress = show_progress(cfg.progress)
     if progress:  # tqdm writes to stderr; Lightning's default rich bar would write to stdout
@@ -188,7 +189,7 @@ def fit_net(
         "best_val_loss": best.best if has_val else None,
         "seconds": round(time.perf_counter() - start, 2),
         "threads": threads,  # chosen from the free cores unless train.threads pins it; floats depend on it
-        **({"resumed_from": str(resume) if resume else None} if saver else {}),
+        **({"resumed_from": str(resume) if resume else None} if saver and run_dir is not None else {}),
         # time spent writing checkpoints; ddp_spawn workers keep theirs
-        **({"checkpoint_seconds": round(saver.seconds, 3)} if saver and not distributed else {}),
+        **({"checkpoint_seconds": round(saver.seconds, 3)} if saver and run_dir is not None and not distributed else {}),
     }
