@@ -90,3 +90,31 @@ def test_early_stopped_run_resumes_stopped(tmp_path):
     assert again.history["epochs"] == first.history["epochs"] and again.history["best_epoch"] == first.history["best_epoch"]
     ref = _weights(first)
     assert all(torch.equal(ref[k], v) for k, v in _weights(again).items())
+
+
+@pytest.mark.parametrize("workers,every", [(0, 3), (2, 3), (2, None)])
+def test_disk_storage_and_loader_workers_resume_exactly(tmp_path, workers, every):
+    """Disk shards read by DataLoader worker processes: a run resumed from a mid-epoch (``every`` steps) or an
+    epoch-end checkpoint ends with the weights of the run that was not stopped (the numbered-batch sampler restarts
+    part-way with its epoch count; the resumed loader's new workers draw their seed as the first pass's did)."""
+    import shutil
+
+    data = _table(160)
+
+    def model() -> MultimodalModel:
+        return MultimodalModel([{"name": "x", "kind": "vector", "columns": ["a", "b", "c"]}], "y", model={"dropout": 0.3},
+                               train={"max_epochs": 3, "batch_size": 16, "patience": 0, "progress": False, "threads": 1,
+                                      "checkpoint_every_steps": every, "modality_dropout": 0.1},
+                               storage="disk", workers=workers, cache_dir="none")
+
+    reference = model().fit(data, run_dir=tmp_path / "ref")
+    run = tmp_path / "run"
+    model().fit(data, run_dir=run)
+    newest, previous = checkpoints(run)[:2]
+    shutil.rmtree(newest)
+    skip = json.loads((previous / "state.json").read_text())["callbacks"]["Checkpointer"]["sampler"]["skip"]
+    assert (skip > 0) == (every is not None)  # mid-epoch, or the end of epoch 2 of 3
+    resumed = model().fit(data, resume=run)
+    assert resumed.history["resumed_from"] == str(previous)
+    ref = _weights(reference)
+    assert all(torch.equal(ref[k], v) for k, v in _weights(resumed).items())

@@ -3,7 +3,8 @@
 The sampler runs in the main process and numbers every batch it hands out: (epoch, batch number, row
 positions). Whichever worker process gathers a batch, its augmentation draws come from a generator seeded
 by (seed, epoch, batch number), so a run is the same with 0, 1 or 4 workers. The batch order itself is the
-one the in-memory path has always used (a RandomSampler with a generator seeded once per fit).
+one the in-memory path has always used (a RandomSampler with a generator seeded once per fit). Samplers are
+:class:`Resumable`: a checkpoint (train/resume.py) restarts them part-way through an epoch.
 """
 from __future__ import annotations
 
@@ -19,27 +20,67 @@ from .entities import Indexed
 Augmenters = dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]]
 
 
-class NumberedBatches(Sampler):
+class Resumable:
+    """What a sampler needs to restart an epoch part-way: the generator state at the epoch's start and rows to skip.
+
+    A subclass calls ``_start_epoch()`` as its iteration begins and skips the rows it returns."""
+
+    generator: torch.Generator
+
+    def _init_resumable(self) -> None:
+        self.epoch_state = self.generator.get_state()
+        self._resume: Optional[dict[str, Any]] = None
+
+    def _start_epoch(self) -> int:
+        skip = 0
+        if self._resume is not None:
+            self.generator.set_state(self._resume["generator"])
+            skip, self._resume = int(self._resume["skip"]), None
+        self.epoch_state = self.generator.get_state()
+        return skip
+
+    def state(self, skip: int) -> dict[str, Any]:
+        """``skip`` > 0: the epoch is ``skip`` rows in, and restarts from its first state; 0: the next epoch."""
+        return {"generator": self.epoch_state if skip else self.generator.get_state(), "skip": skip}
+
+    def resume(self, state: dict[str, Any]) -> None:
+        self._resume = state
+
+
+class NumberedBatches(Resumable, Sampler):
     """Batches of row positions tagged (epoch, number, positions); ``epoch`` counts the passes made."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, persistent: bool = False) -> None:
-        self.persistent = persistent
+        self.persistent, self.batch_size = persistent, batch_size
         self.generator = torch.Generator().manual_seed(seed)
         rows = range(n)
         self.batches = BatchSampler(RandomSampler(rows, generator=self.generator) if shuffle else SequentialSampler(rows), batch_size, drop_last=False)
         self.epoch = -1
+        self._passes = 0  # passes made in this process (a resumed run starts again at 0, with a new DataLoader)
+        self._init_resumable()
+
+    def state(self, skip: int) -> dict[str, Any]:
+        # the pass a resumed iteration makes: this one again (mid-epoch) or the next one
+        return {**super().state(skip), "epoch": self.epoch - 1 if skip else self.epoch}
+
+    def resume(self, state: dict[str, Any]) -> None:
+        super().resume(state)
+        self.epoch = int(state["epoch"])
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __iter__(self) -> Iterator[tuple[int, int, list[int]]]:
+        skip = self._start_epoch()
         self.epoch += 1
-        if self.persistent and self.epoch > 0:
+        if self.persistent and self._passes > 0:
             # a DataLoader draws its workers' base seed from the global generator each time it is iterated, except with
             # persistent workers (once): draw it here too, so the training draws (dropout) match whatever the workers
             torch.empty((), dtype=torch.int64).random_()
+        self._passes += 1
         for k, positions in enumerate(self.batches):
-            yield self.epoch, k, positions
+            if k * self.batch_size >= skip:
+                yield self.epoch, k, positions
 
 
 def batch_seed(seed: int, epoch: int, number: int) -> int:

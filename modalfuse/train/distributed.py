@@ -22,7 +22,7 @@ from lightning.fabric.utilities.rank_zero import _get_rank
 from torch.utils.data import DataLoader, Sampler
 
 from ..errors import ConfigError
-from .resume import Resumable
+from ..data.loader import Resumable
 
 #: environment variables a launcher sets (torchrun / torchelastic; SLURM's srun)
 LAUNCHERS = {"torchrun": "TORCHELASTIC_RUN_ID", "slurm": "SLURM_NTASKS"}

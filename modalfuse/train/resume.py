@@ -25,34 +25,8 @@ from lightning.pytorch.callbacks import Checkpoint
 from torch.utils.data import RandomSampler
 
 from ..cli import interrupt  # signal deferral; the cli package imports nothing heavy
+from ..data.loader import Resumable
 from .checkpoint import checkpoint_name, prune, FOLDER
-
-
-class Resumable:
-    """What a sampler needs to restart an epoch part-way: the generator state at the epoch's start and rows to skip.
-
-    A subclass calls ``_start_epoch()`` as its iteration begins and skips the rows it returns."""
-
-    generator: torch.Generator
-
-    def _init_resumable(self) -> None:
-        self.epoch_state = self.generator.get_state()
-        self._resume: Optional[dict[str, Any]] = None
-
-    def _start_epoch(self) -> int:
-        skip = 0
-        if self._resume is not None:
-            self.generator.set_state(self._resume["generator"])
-            skip, self._resume = int(self._resume["skip"]), None
-        self.epoch_state = self.generator.get_state()
-        return skip
-
-    def state(self, skip: int) -> dict[str, Any]:
-        """``skip`` > 0: the epoch is ``skip`` rows in, and restarts from its first state; 0: the next epoch."""
-        return {"generator": self.epoch_state if skip else self.generator.get_state(), "skip": skip}
-
-    def resume(self, state: dict[str, Any]) -> None:
-        self._resume = state
 
 
 class ResumableSampler(Resumable, RandomSampler):

@@ -19,6 +19,7 @@ from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 from ..config import TrainConfig
 from ..errors import ConfigError
 from ..data.dataset import Features
+from ..data.loader import Resumable
 from ..model import MultimodalNet
 from .checkpoint import SafetensorsCheckpointIO
 from ..tracking.loggers import make_logger
@@ -149,7 +150,7 @@ def fit_net(
     if run_dir is not None or distributed:  # on every rank: reading the epoch's metrics is a collective
         callbacks.append(EpochCSV(Path(run_dir) / "metrics.csv" if run_dir is not None else None))
     # checkpoints (exact resume); under several processes rank zero writes them, and every rank resumes from them
-    sampler = loader.sampler if distributed else loader.sampler.sampler
+    sampler = loader.sampler if isinstance(loader.sampler, Resumable) else loader.sampler.sampler  # else a BatchSampler
     # every rank takes part in each save, so every rank has a saver (rank zero's run folder decides, see Checkpointer)
     saver = Checkpointer(Path(run_dir) if run_dir is not None else None, sampler, cfg.batch_size, cfg.checkpoint_every_steps,
                          adopt_threads=not cfg.threads) if cfg.checkpoint and (run_dir is not None or distributed) else None
