@@ -121,17 +121,21 @@ class Decoder:
         return self._run(pre, cells, _decode_to_shard, jobs, lambda job: decode_into(pre, *job[1:]))
 
     def _run(self, pre: Preprocessor, cells: list[tuple], remote, jobs: list[tuple], local):
+        """The jobs go to the workers at once (a caller may queue another modality's before reading these results,
+        so that the workers never wait between the two); results are read in order."""
         if self.workers > 0 and len(cells) > _BATCH and pre.file_cells and _names_files(cells):
             if self._pool is None:
                 self._pool = _context(self.preprocessors.values()).Pool(
                     self.workers, initializer=_init, initargs=(self.preprocessors, self.base_dir))
             self.decoded += len(cells)
-            results = self._pool.imap(remote, jobs)
-        else:
-            results = map(local, jobs)
-        for k, batch in enumerate(results):
-            errs = {i: DataError(e[0], column=e[1], file=e[2]) for i, (_, e) in enumerate(batch) if e is not None}
-            yield k * _BATCH, [v for v, _ in batch], errs
+            return _in_order(self._pool.imap(remote, jobs))
+        return _in_order(map(local, jobs))
+
+
+def _in_order(results):
+    for k, batch in enumerate(results):
+        errs = {i: DataError(e[0], column=e[1], file=e[2]) for i, (_, e) in enumerate(batch) if e is not None}
+        yield k * _BATCH, [v for v, _ in batch], errs
 
 
 #: after decoding this many cells the fork server is stopped (its start-up, a few seconds, is small beside such a

@@ -115,6 +115,7 @@ def featurize_disk(
             n = len(frame)
             val = split_val(np.arange(position, position + n), val_fraction, seed) if val_fraction > 0 else np.zeros(n, bool)
             decoded: dict[str, dict[int, Any]] = {}
+            queued: list = []
             for name in names:
                 pre = preprocessors[name]
                 _check_columns(pre, frame, table)
@@ -124,12 +125,13 @@ def featurize_disk(
                 if name in cached:
                     continue
                 if name in writers:  # decoded straight into the shard (by the workers, when there are any)
-                    first = slots[name].count - len(new)
-                    for start, present, errs in decoder.to_shard(name, [cells[i] for i in new], writers[name]):
-                        slots[name].errors.update({first + start + k: e for k, e in errs.items()})
-                        slots[name].present.extend(present)
+                    queued.append((name, slots[name].count - len(new), decoder.to_shard(name, [cells[i] for i in new], writers[name])))
                 else:
                     decoded[name] = _decode_chunk(decoder, name, cells, s, new, slots[name])
+            for name, first, results in queued:  # every file kind's jobs were queued before the first result is read
+                for start, present, errs in results:
+                    slots[name].errors.update({first + start + k: e for k, e in errs.items()})
+                    slots[name].present.extend(present)
             if labelled and target not in frame.columns:
                 raise DataError(f"the target column {target!r} is not in the table", table=table)
             labels = frame[target].tolist() if labelled else [None] * n
