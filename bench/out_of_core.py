@@ -204,7 +204,8 @@ def main() -> None:
     ]
     model = MultimodalModel(
         modalities, "label", model={"fusion": {"name": "concat", "dim": 128}},
-        train={"max_epochs": 1, "batch_size": args.batch_size, "lr": 3e-3, "val_fraction": 0.02, "progress": False, "seed": 0},
+        train={"max_epochs": 1, "batch_size": args.batch_size, "lr": 3e-3, "val_fraction": 0.02, "progress": False, "seed": 0,
+               "workers": args.workers},
         on_error="skip", cache_dir=str(folder / "cache" / "features"), storage="auto", memory_budget_gb=args.budget_gb,
         workers=args.workers, chunk_size=args.chunk_size,
     )

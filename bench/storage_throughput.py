@@ -71,8 +71,9 @@ def fit_once(mods, train, test, storage, workers, epochs, seed, run_dir, lr, bat
 
     model = MultimodalModel(
         mods, "label", model={"fusion": {"name": "concat", "dim": 128}, "head_hidden": 128},
-        train={"max_epochs": epochs, "batch_size": batch, "lr": lr, "val_fraction": 0.0, "patience": 0, "progress": False, "seed": seed},
-        task="classification", storage=storage, workers=workers, cache_dir=str(run_dir / "cache"),
+        train={"max_epochs": epochs, "batch_size": batch, "lr": lr, "val_fraction": 0.0, "patience": 0, "progress": False, "seed": seed,
+               "workers": workers},
+        task="classification", storage=storage, cache_dir=str(run_dir / "cache"),
     )
     model.fit(train, run_dir=run_dir / "run")
     with open(run_dir / "run" / "metrics.csv") as fh:

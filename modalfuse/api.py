@@ -121,7 +121,6 @@ class MultimodalModel:
         )
         for part, key in ((train, name), (val, "val")):
             if part is not None:
-                part.workers = self.workers
                 self.reports[key] = part.report
         return train, val
 

@@ -219,7 +219,8 @@ class TrainConfig(_Strict):
         "32", description="Floating-point precision: 32, bf16-mixed (CPU or GPU), 16-mixed (CUDA GPUs only).")
     compile: Union[bool, Literal["inductor", "aot_eager", "eager"]] = Field(
         False, description="Compile the network's forward pass with torch.compile (true: inductor; or a backend name).")
-    workers: int = Field(0, ge=0, description="DataLoader worker processes for batching (0: in the training process).")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes gathering training batches, from memory or from disk "
+                         "shards (0: in the training process, the fastest unless a batch is costly to gather or augment).")
     checkpoint: bool = Field(True, description="Write a resumable checkpoint to RUN/checkpoints at each epoch end (with a run folder).")
     checkpoint_every_steps: Optional[int] = Field(None, gt=0, description="Also write a checkpoint every N optimizer steps.")
     strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = Field(
@@ -301,8 +302,8 @@ class DataConfig(_Strict):
         "read batch by batch (bounded memory); auto: disk when the decoded float32 data would exceed memory_budget_gb.",
     )
     memory_budget_gb: Optional[float] = Field(None, gt=0, description="For storage: auto; default a quarter of the available RAM.")
-    workers: Optional[int] = Field(None, ge=0, description="Processes decoding files and (disk storage) loading batches; "
-                                   "default one per core up to 4; 0: all in the main process.")
+    workers: Optional[int] = Field(None, ge=0, description="Processes decoding image and audio files (train.workers gathers "
+                                   "the batches); default one per core up to 4; 0: in the main process.")
     chunk_size: int = Field(10000, gt=0, description="Rows read at a time with disk storage (CSV chunks, Parquet row-group slices).")
 
     @model_validator(mode="after")

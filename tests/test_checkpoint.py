@@ -104,8 +104,8 @@ def test_disk_storage_and_loader_workers_resume_exactly(tmp_path, workers, every
     def model() -> MultimodalModel:
         return MultimodalModel([{"name": "x", "kind": "vector", "columns": ["a", "b", "c"]}], "y", model={"dropout": 0.3},
                                train={"max_epochs": 3, "batch_size": 16, "patience": 0, "progress": False, "threads": 1,
-                                      "checkpoint_every_steps": every, "modality_dropout": 0.1},
-                               storage="disk", workers=workers, cache_dir="none")
+                                      "checkpoint_every_steps": every, "modality_dropout": 0.1, "workers": workers},
+                               storage="disk", cache_dir="none")
 
     reference = model().fit(data, run_dir=tmp_path / "ref")
     run = tmp_path / "run"

@@ -161,20 +161,25 @@ def test_streaming_fit_equals_one_pass():
     np.testing.assert_allclose(weighted.std, [repeated.std() + 1e-6], rtol=1e-8)
 
 
-def test_fit_and_predict_disk_equal_memory(tmp_path):
+def test_fit_and_predict_disk_equal_memory(tmp_path, monkeypatch):
     """The same training run on either storage: same batches in the same order, so the same predictions."""
     from modalfuse import MultimodalModel
+    from modalfuse.data import loader
 
+    loaders, make = [], loader.make_loader
+    monkeypatch.setattr(loader, "make_loader", lambda *a, **k: loaders.append(a[4] if len(a) > 4 else k.get("workers")) or make(*a, **k))
     path = _table(tmp_path, n=60)
     results = {}
     for storage in ("memory", "disk"):
         model = MultimodalModel(MODALITIES, "label", model={"fusion": {"name": "concat", "dim": 16}},
-                                train={"max_epochs": 2, "batch_size": 16, "val_fraction": 0.0, "progress": False, "seed": 1},
+                                train={"max_epochs": 2, "batch_size": 16, "val_fraction": 0.0, "progress": False, "seed": 1,
+                                       "workers": 2 if storage == "disk" else 0},  # batches gathered by 2 loader workers
                                 storage=storage, workers=2 if storage == "disk" else 0, chunk_size=13, cache_dir="none")
         model.fit(path)
         assert model.storage_ == storage
         results[storage] = model.predict_frame(path)
         assert model.reports["predict"].rows_read == 60
+    assert loaders == [2]  # train.workers: 2 loader workers gather the disk training batches
     mem, disk = results["memory"], results["disk"]
     assert list(mem["row"]) == list(disk["row"]) and list(mem["prediction"]) == list(disk["prediction"])
     probs = [c for c in mem.columns if c.startswith("proba_")]

@@ -92,13 +92,14 @@ class Features(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def custom_loader(self, batch_size: int, shuffle: bool, seed: int = 0):
-        """A loader that augments batches with seeded draws, when augmentation is on; None: the plain batches do."""
+    def custom_loader(self, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0):
+        """A loader that augments batches with seeded draws (in ``workers`` processes), when augmentation is on;
+        None: the plain batches do."""
         if not self.augment:
             return None
         from .loader import make_loader
 
-        return make_loader(self, batch_size, shuffle, seed, 0, self.augment)
+        return make_loader(self, batch_size, shuffle, seed, workers if shuffle else 0, self.augment)
 
     def __getitem__(self, index) -> Batch:
         idx = torch.as_tensor(index, dtype=torch.long)

@@ -61,18 +61,16 @@ class DiskFeatures(torch.utils.data.Dataset):
     rows: list
     report: SkipReport
     store: Any = None  # keeps the shard folder alive while features use it
-    #: DataLoader worker processes that gather and encode batches (0: the training process)
-    workers: int = 0
     augment: Optional[dict] = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def custom_loader(self, batch_size: int, shuffle: bool, seed: int = 0):
-        """Training batches gathered by ``workers`` processes; validation batches (in order) by this one."""
+    def custom_loader(self, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0):
+        """Training batches gathered by ``workers`` processes (``train.workers``); validation batches (in order) by this one."""
         from .loader import make_loader
 
-        return make_loader(self, batch_size, shuffle, seed, self.workers if shuffle else 0, self.augment)
+        return make_loader(self, batch_size, shuffle, seed, workers if shuffle else 0, self.augment)
 
     def __getstate__(self) -> dict:
         """Sent to spawned loader workers without the shard folder's owner (only this process removes it)."""
@@ -97,7 +95,7 @@ class DiskFeatures(torch.utils.data.Dataset):
         cols = {k: Column(c.values, c.slot[idx], c.pre, c.lazy, c.dedupe) for k, c in self.columns.items()}
         t = torch.as_tensor(idx)
         return DiskFeatures(cols, {k: v[t] for k, v in self.masks.items()}, None if self.target is None else self.target[t],
-                            [self.rows[i] for i in idx], SkipReport(self.report.table, len(idx), len(idx)), self.store, self.workers)
+                            [self.rows[i] for i in idx], SkipReport(self.report.table, len(idx), len(idx)), self.store)
 
     def expanded(self) -> Features:
         """All rows in memory, row by row (for code that edits inputs per row; small data only)."""

@@ -39,7 +39,7 @@ def show_progress(wanted: bool) -> bool:
 
 def batches(features: Features, batch_size: int, shuffle: bool, seed: int = 0, workers: int = 0) -> DataLoader:
     """Whole batches are gathered by index from in-memory tensors: no per-sample collation."""
-    custom = features.custom_loader(batch_size, shuffle, seed) if hasattr(features, "custom_loader") else None
+    custom = features.custom_loader(batch_size, shuffle, seed, workers) if hasattr(features, "custom_loader") else None
     if custom is not None:  # disk storage (worker processes) or augmentation: the data layer's loader
         return custom
     generator = torch.Generator().manual_seed(seed)
