@@ -1,6 +1,7 @@
-"""A training job run by tests/test_distributed.py in a fresh process: ``python distributed_job.py OUT.json DEVICES [RUN_DIR]``.
+"""A training job run by tests/test_distributed.py in a fresh process: ``python distributed_job.py OUT.json DEVICES [RUN_DIR] [--disk]``.
 
-With RUN_DIR, the run in that folder is resumed from its newest checkpoint (else a new run goes to ``run<DEVICES>``).
+With RUN_DIR, the run in that folder is resumed from its newest checkpoint (else a new run goes to ``run<DEVICES>``);
+``--disk`` trains from on-disk shards (``data.storage: disk``).
 
 Fits a small two-view model (dropout off, so that only the batch split differs between runs) with ``train.devices``
 processes and writes the final metrics, the per-epoch validation losses and the class probabilities to OUT.json.
@@ -26,17 +27,18 @@ def table(n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame({**frame, "label": y})
 
 
-def model(devices: int, strategy: str = "auto"):
+def model(devices: int, strategy: str = "auto", storage: str = "memory"):
     from modalfuse.api import MultimodalModel
 
     mods = [{"name": m, "kind": "vector", "columns": cols, "encoder": {"dim": 8, "options": {"hidden": [16], "dropout": 0.0}}} for m, cols in COLUMNS.items()]
     train = {"max_epochs": 4, "batch_size": 32, "lr": 0.01, "patience": 0, "seed": 3, "progress": False,
              "threads": 1, "devices": devices, "strategy": strategy}
-    return MultimodalModel(mods, "label", {"dropout": 0.0, "head_hidden": 16, "fusion": {"dim": 16}}, train, task="classification")
+    return MultimodalModel(mods, "label", {"dropout": 0.0, "head_hidden": 16, "fusion": {"dim": 16}}, train, task="classification",
+                           storage=storage, cache_dir="none")
 
 
-def run(devices: int, run_dir: Path, strategy: str = "auto", resume: bool = False) -> dict:
-    m = model(devices, strategy)
+def run(devices: int, run_dir: Path, strategy: str = "auto", resume: bool = False, storage: str = "memory") -> dict:
+    m = model(devices, strategy, storage)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         m.fit(table(320, 0), table(96, 1), run_dir=run_dir, resume=run_dir if resume else None)
@@ -48,7 +50,9 @@ def run(devices: int, run_dir: Path, strategy: str = "auto", resume: bool = Fals
 
 
 if __name__ == "__main__":
-    out, devices = Path(sys.argv[1]), int(sys.argv[2])
-    resumed = len(sys.argv) > 3
-    result = run(devices, Path(sys.argv[3]) if resumed else out.parent / f"run{devices}", resume=resumed)
+    args = [a for a in sys.argv[1:] if a != "--disk"]
+    out, devices = Path(args[0]), int(args[1])
+    resumed = len(args) > 2
+    result = run(devices, Path(args[2]) if resumed else out.parent / f"run{devices}", resume=resumed,
+                 storage="disk" if "--disk" in sys.argv else "memory")
     out.write_text(json.dumps(result, default=float))

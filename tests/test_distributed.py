@@ -64,6 +64,14 @@ def test_two_spawned_processes_match_one(tmp_path, one_torch_thread):
         assert resumed["history"]["epochs"] == 4
         assert list(pd.read_csv(again / "metrics.csv")["epoch"]) == [0, 1, 2, 3]
 
+    # from on-disk shards: the parent decodes once, each rank reads only the rows of its slice of every batch
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run([sys.executable, str(HERE / "distributed_job.py"), str(disk / "two.json"), "2", "--disk"],
+                          env=ENV, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    np.testing.assert_allclose(json.loads((disk / "two.json").read_text())["proba"], one["proba"], atol=1e-5)
+
 
 def test_cli_under_torchrun_writes_one_run_folder(tmp_path):
     for name, n, seed in (("train.csv", 320, 0), ("test.csv", 64, 2)):
