@@ -1,8 +1,8 @@
 """``preset: auto``: choose the recipe by k-fold cross-validation on the training rows over a small portfolio.
 
-The portfolio always holds linear baselines (identity encoders on the vector modalities + a linear softmax, i.e.
-multinomial logistic regression, and a linear margin head, i.e. a linear SVM, both on the standardised features the
-vector preprocessor produces; the configured epochs, learning rate at least 3e-3), the configured recipe (concat
+The portfolio always holds linear baselines (identity encoders on the vector and timeseries modalities, the latter
+flattened, + a linear softmax, i.e. multinomial logistic regression, and a linear margin head, i.e. a linear SVM, both
+on the standardised features the preprocessors produce; the configured epochs, learning rate at least 3e-3), the configured recipe (concat
 fusion by default), late fusion, and for small data (under 2,000 training rows) a narrower, more regularised concat MLP. Every candidate is trained on k-1 folds and
 scored on the held-out fold (stratified for classification): accuracy over all out-of-fold predictions (ties: mean
 log loss), or the out-of-fold RMSE for regression. The test split is never read. The winner is then trained on all
@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 from .config import AutoConfig
+from .encoders import ENCODERS
 
 
 #: (label, is a linear baseline, how to derive the candidate from the configured model)
@@ -24,13 +25,13 @@ Candidate = tuple[str, bool, Callable[[Any, int, AutoConfig], Optional[dict[str,
 
 def _linear(head: str) -> Callable[[Any, int, AutoConfig], Optional[dict[str, Any]]]:
     def make(model, n: int, options: AutoConfig) -> Optional[dict[str, Any]]:
-        vector = [m for m in model.modalities if m.kind == "vector"]
+        kinds = ENCODERS.get("identity").kinds  # vector, timeseries (flattened)
         if model.task != "classification" and head == "margin":
             return None
-        if not vector:
+        if not any(m.kind in kinds for m in model.modalities):
             return None
         mods = [m.model_copy(update={"encoder": m.encoder.model_copy(update={"name": "identity", "options": {}})}, deep=True)
-                if m.kind == "vector" else m for m in model.modalities]
+                if m.kind in kinds else m for m in model.modalities]
         cfg = {"fusion": {"name": "concat", "dim": 16}, "head_hidden": 0, "dropout": 0.0}
         if head == "margin":
             cfg.update(head="margin", margin_l2=1.0 / max(1, n))  # a linear SVM with C = 1

@@ -59,3 +59,19 @@ def test_cli_train_with_auto_writes_the_choice(tmp_path, capsys, one_torch_threa
     assert choice["preset"] == "none"
     # the choice trains again without the search
     assert main(["train", str(run / "auto_choice.yaml"), "--run-dir", str(tmp_path / "again")]) == 0
+
+
+def test_linear_baselines_on_timeseries_flatten_the_channels(one_torch_thread):
+    """A timeseries-only model still gets both linear baselines: identity encoders on the flattened channels × steps."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60)
+    frame = pd.DataFrame({"s": [(rng.normal(size=(2, 12)) + 2.0 * y[i] * np.sin(np.arange(12))).astype(np.float32) for i in range(60)],
+                          "label": y})
+    model = MultimodalModel([{"name": "s", "kind": "timeseries", "columns": ["s"], "options": {"length": 12}}], "label",
+                            {"fusion": {"name": "concat", "dim": 16}}, {**TRAIN, "max_epochs": 30, "lr": 0.05}, task="classification")
+    _, rows = select(model, frame, AutoConfig(folds=2, max_trials=2))
+    assert [r["candidate"] for r in rows if not r.get("skipped")] == ["linear logistic (identity encoders)", "linear margin (identity encoders)"]
+    assert min(r["cv_accuracy"] for r in rows[:2]) > 0.8  # the class is a fixed pattern over the steps: linear in them

@@ -47,8 +47,11 @@ def test_identity_encoder_passes_vectors_through_and_refuses_other_inputs():
     encoder = build_encoder("identity", 64, {"input_dim": 7}, {})
     x = torch.randn(3, 7)
     assert encoder.dim == 7 and torch.equal(encoder(x), x)
-    with pytest.raises(ConfigError, match=r"encoder .identity. \(for vector modalities\) needs input_dim"):
-        build_encoder("identity", 64, {"vocab_size": 100}, {})
+    series = build_encoder("identity", 64, {"channels": 2, "length": 5}, {}, kind="timeseries")
+    s = torch.randn(3, 2, 5)
+    assert series.dim == 10 and torch.equal(series(s), s.reshape(3, 10))  # channels × steps, flattened
+    with pytest.raises(ConfigError, match=r"encoder .identity. \(for vector or timeseries modalities\) needs input_dim.*text kind"):
+        build_encoder("identity", 64, {"vocab_size": 100}, {}, kind="text")
 
 
 def test_identity_encoders_early_fusion_without_layers_and_linear_head_is_a_linear_model():
