@@ -1,5 +1,5 @@
-"""The handwritten-digits recipe (chosen by CV on the 1,600 training rows) as a model factory, for the scripts that
-build models themselves: bench/tune_handwritten.py (the CV search) and bench/mixup.py. The benchmark itself is
+"""The handwritten-digits recipe (chosen by CV on the 1,600 training rows) as a model factory, for the script that
+builds models itself: bench/tune_handwritten.py (the CV search). The benchmark itself is
 bench/configs/handwritten.yaml, which states the same recipe; its results are docs/results/handwritten.md.
 """
 from __future__ import annotations
