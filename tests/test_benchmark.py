@@ -70,3 +70,16 @@ def test_every_benchmark_config_runs_one_seed_one_epoch(path, tmp_path, shared_d
         column = "without " + " + ".join(names)
         assert column in frame.columns and frame[column].notna().any()
     assert (tmp_path / f"{cfg.name}.md").read_text().count("\n|") >= len(expected)
+
+
+def test_further_metrics_become_table_columns():
+    """``metrics: [log_loss]`` puts the per-seed log loss (mean ± std over seeds) beside accuracy and F1."""
+    import pandas as pd
+
+    from modalfuse.evaluate.benchmark import summarise
+
+    frame = pd.DataFrame({"method": ["a", "a"], "accuracy": [0.9, 0.8], "f1": [0.9, 0.8], "log_loss": [0.2, 0.4], "params": [10, 10],
+                          "train_s": [1.0, 1.0], "peak_rss_mb": [5, 5], "latency_ms_batched": [0.1, 0.1], "latency_ms_single": [1.0, 1.0]})
+    assert "log_loss" not in summarise(frame).columns
+    table = summarise(frame, ["log_loss"])
+    assert list(table.columns[:4]) == ["method", "accuracy", "f1", "log_loss"] and table["log_loss"][0] == "0.3000 ± 0.1414"

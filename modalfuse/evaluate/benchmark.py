@@ -63,6 +63,7 @@ class BenchmarkConfig(BaseModel):
         default_factory=list, description="Extra metric columns: each trained model evaluated again with these modalities removed from the test rows.",
     )
     estimators: list[EstimatorConfig] = Field(default_factory=list, description="Peers (scikit-learn-style estimators) run on the same split.")
+    metrics: list[str] = Field(default_factory=list, description="Further per-seed metrics of the CSV (e.g. log_loss) shown in the table, after accuracy and F1.")
     limit_rows: Optional[int] = Field(None, gt=0, description="Smoke runs: at most this many rows per split, every class kept (never for results).")
 
 
@@ -248,8 +249,8 @@ def run_benchmark(
     return frame
 
 
-def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-    metric_cols = [c for c in ("accuracy", "f1", "mse", "mae", "r2") if c in frame.columns]
+def summarise(frame: pd.DataFrame, extra: list[str] = ()) -> pd.DataFrame:
+    metric_cols = [c for c in ("accuracy", "f1", "mse", "mae", "r2", *extra) if c in frame.columns]
     metric_cols += [c for c in frame.columns if c.startswith("without ")]
     out = []
     for method, group in frame.groupby("method", sort=False):
@@ -273,7 +274,7 @@ def write_results(
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_dir / f"{cfg.name}.csv", index=False)
-    table = summarise(frame)
+    table = summarise(frame, cfg.metrics)
     md = [
         f"# Benchmark: {cfg.name}",
         "",
