@@ -219,8 +219,7 @@ class TrainConfig(_Strict):
         "32", description="Floating-point precision: 32, bf16-mixed (CPU or GPU), 16-mixed (CUDA GPUs only).")
     compile: Union[bool, Literal["inductor", "aot_eager", "eager"]] = Field(
         False, description="Compile the network's forward pass with torch.compile (true: inductor; or a backend name).")
-    workers: int = Field(0, ge=0, description="DataLoader worker processes gathering training batches, from memory or from disk "
-                         "shards (0: in the training process, the fastest unless a batch is costly to gather or augment).")
+    workers: int = Field(0, ge=0, description="DataLoader processes gathering training batches, either storage (0: in the training process).")
     checkpoint: bool = Field(True, description="Write a resumable checkpoint to RUN/checkpoints at each epoch end (with a run folder).")
     checkpoint_every_steps: Optional[int] = Field(None, gt=0, description="Also write a checkpoint every N optimizer steps.")
     strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = Field(
