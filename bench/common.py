@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "docs" / "results"
+CONFIGS_DIR = REPO / "bench" / "configs"
 
 
 def load_average() -> str:
@@ -277,3 +278,16 @@ class Benchmark:
 def with_encoder(modality, dim: int, options: dict):
     """A copy of ``modality`` with encoder width ``dim`` and encoder ``options``."""
     return modality.model_copy(update={"encoder": modality.encoder.model_copy(update={"dim": dim, "options": dict(options)})}, deep=True)
+
+
+def recipe_model(config: str, label: str, ds: Any, seed: int = 0, train: Optional[dict] = None):
+    """The unfitted model of row ``label`` of ``bench/configs/<config>.yaml`` on dataset ``ds``, with ``seed``;
+    ``train`` overrides its training settings. Scripts that reuse a benchmark's recipe read it from its config."""
+    from modalfuse.evaluate.benchmark import build_model, load_benchmark, method_by_label
+
+    cfg = load_benchmark(CONFIGS_DIR / f"{config}.yaml")
+    cfg.data_dir = cfg.data_dir or default_data_dir()
+    method = method_by_label(cfg, label)
+    if train:
+        method = method.model_copy(update={"train": {**method.train, **train}})
+    return build_model(cfg, method, ds, seed)

@@ -1,6 +1,6 @@
 """Data-parallel scaling on CPU: spoken-digit CNNs, 1 process x 1 thread against 2 processes x 1 thread (ddp_spawn, gloo).
 
-Same global batch (64), seed and recipe as bench/spoken_digits.py (concat fusion), patience off so that every run
+Same global batch (64), seed and recipe as bench/configs/spoken_digits.yaml (its fused concat row), patience off so that every run
 takes the same epochs. Throughput is training rows per second over epochs 1..E-1 (epoch 0 holds process start-up and
 warm-up), read from each run's metrics.csv (epoch end times written by rank zero; validation included). Runs alternate
 1, 2, 1, 2, ... so that a change in the machine's load hits both sides; the load average is recorded around each run.
@@ -20,24 +20,14 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, command_line, default_data_dir, machine_info, publish, with_encoder  # noqa: E402
-from spoken_digits import RECIPE  # noqa: E402
+from common import RESULTS_DIR, command_line, default_data_dir, machine_info, publish, recipe_model  # noqa: E402
 
 
 def fit(ds, processes: int, epochs: int, seed: int) -> dict:
     import pandas as pd
 
-    from modalfuse.api import MultimodalModel
-
-    mods = [with_encoder(m, RECIPE[f"{m.name}_encoder"]["dim"], RECIPE[f"{m.name}_encoder"]["options"]) for m in ds.modalities]
-    model = MultimodalModel(
-        mods, ds.target,
-        {"fusion": {"name": "concat", "dim": RECIPE["fusion_dim"]}, "head_hidden": RECIPE["head_hidden"], "dropout": RECIPE["dropout"]},
-        {"max_epochs": epochs, "batch_size": RECIPE["batch_size"], "lr": RECIPE["lr"], "weight_decay": RECIPE["weight_decay"],
-         "patience": 0, "val_fraction": RECIPE["val_fraction"], "seed": seed, "progress": False, "threads": 1,
-         "devices": processes, "strategy": "auto"},
-        task="classification",
-    )
+    model = recipe_model("spoken_digits", "fused concat", ds, seed, train={
+        "max_epochs": epochs, "patience": 0, "threads": 1, "devices": processes, "strategy": "auto"})
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as run:
         start = time.perf_counter()
@@ -51,6 +41,10 @@ def fit(ds, processes: int, epochs: int, seed: int) -> dict:
     accuracy = model.evaluate(ds.test)["accuracy"]
     return {"processes": processes, "samples_per_s": n_train * (len(rows) - 1) / seconds, "epoch_s": seconds / (len(rows) - 1),
             "wall_s": wall, "accuracy": accuracy, "load": (load_before, os.getloadavg()[0]), "n_train": n_train}
+
+
+def model_batch(ds) -> int:
+    return recipe_model("spoken_digits", "fused concat", ds).train_config.batch_size
 
 
 def main() -> None:
@@ -68,7 +62,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from modalfuse.datasets import load_dataset
 
-    ds = load_dataset("spoken_digits", data_dir=args.data_dir, download=False, seed=RECIPE["dataset pairing seed"])
+    ds = load_dataset("spoken_digits", data_dir=args.data_dir, download=False)
     fit(ds, 1, 1, 0)  # decode and cache the audio once, outside the timings
     results = []
     for r in range(args.repeats):
@@ -84,7 +78,7 @@ def main() -> None:
         "# Data-parallel scaling on CPU (spoken-digit CNNs)", "",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Command: `{command_line()}`.",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ".",
-        f"Recipe of bench/spoken_digits.py, concat fusion, global batch {RECIPE['batch_size']}, {args.epochs} epochs, "
+        f"Recipe of bench/configs/spoken_digits.yaml (fused concat), global batch {model_batch(ds)}, {args.epochs} epochs, "
         f"patience off; {by[1][0]['n_train']} training rows; seeds 0..{args.repeats - 1} (one per repeat, both sides).",
         "Throughput: training rows per second over epochs 1..E-1 (validation included; epoch 0 excluded as start-up).",
         "2 processes: `train.devices: 2` (ddp_spawn, gloo), each with 1 torch thread; each takes half of every global batch.",

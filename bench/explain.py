@@ -169,16 +169,15 @@ def ig_child(model_dir: str, n: int, data_dir: str) -> None:
 
 
 def spoken_model(work: Path, data_dir: str, modalities: tuple[str, ...] = ("audio", "image")):
-    """The fused concat model of bench/spoken_digits.py (seed 0), trained once and saved."""
-    from spoken_digits import RECIPE, make_model
+    """The fused concat model of bench/configs/spoken_digits.yaml (seed 0; a modality alone: its "only" row), trained once and saved."""
+    from common import recipe_model
 
     from modalfuse.datasets import load_dataset
 
-    ds = load_dataset("spoken_digits", data_dir=data_dir, download=False, seed=RECIPE["dataset pairing seed"])
+    ds = load_dataset("spoken_digits", data_dir=data_dir, download=False)
     folder = work / ("spoken_" + "_".join(modalities))
-    mods = [m for m in ds.modalities if m.name in modalities]
     if not (folder / "model" / "model.json").exists():
-        model = make_model(mods, ds.target, "concat", RECIPE, SEED)
+        model = recipe_model("spoken_digits", "fused concat" if len(modalities) > 1 else f"{modalities[0]} only", ds, SEED)
         model.fit(ds.train, run_dir=folder)
         model.save(folder / "model")
     from modalfuse.api import MultimodalModel
@@ -194,7 +193,7 @@ def part_c(work: Path, data_dir: str) -> str:
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     peak = max(res["audio"]["peak_mb"], res["image"]["peak_mb"])
     lines = header("Peak memory of integrated gradients over 1,000 spoken + written digit samples", f"{SEED} (model)", started, load0) + [
-        "Fused concat model of bench/spoken_digits.py (seed 0), loaded in a fresh process; the first 1,000 training",
+        "Fused concat model of bench/configs/spoken_digits.yaml (seed 0), loaded in a fresh process; the first 1,000 training",
         "rows (1 s of 8 kHz audio + a 16×16 image each; the table is ordered by digit, so digits 0–3) are featurised,",
         "then IG of the predicted class's probability runs",
         "for the audio modality (on the log-mel spectrogram, from silence) and for the image (from a blurred copy):",
@@ -225,7 +224,7 @@ def part_d(work: Path, data_dir: str) -> str:
         table = model_slices(model, ds.test, ["speaker"], n_boot=2000, seed=SEED)
         sections += [f"## {label}: test accuracy {acc:.2%}", "", markdown(table), ""]
     texts.append(write("slices_spoken_digits.md", header("Slices: accuracy per FSDD speaker (spoken + written digits)", f"{SEED} (model, bootstrap)", started, load0) + [
-        "Models of bench/spoken_digits.py (seed 0, 2,700 train rows) scored on the 300 test rows (recordings 0–4 of every",
+        "Models of bench/configs/spoken_digits.yaml (seed 0, 2,700 train rows) scored on the 300 test rows (recordings 0–4 of every",
         "speaker and digit, so 50 per speaker). Bootstrap: 2,000 resamples, percentile 95 % intervals; the gap is",
         "slice − overall; p: two-sided permutation test (2,000 random sets of the same size); `significant` = p < 0.05 / (number of slices) (Bonferroni).", "",
         *sections]))

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from .core.storage import estimator_files, load_preprocessors, load_state, open_model_folder, read_json, read_tensors, save_model_folder
-from .errors import DataError
+from .errors import DataError, fitted
 from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig
 from .options import item_key, validated
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
@@ -232,9 +232,7 @@ class MultimodalModel:
         return self.members[0] if self.members else None
 
     def _require_fitted(self) -> MultimodalNet:
-        if not self.members:
-            raise RuntimeError("the model is not fitted: call fit() or load() first")
-        return self.members[0]
+        return fitted(self.net)
 
     @torch.no_grad()
     def outputs(self, features: Features, mc_samples: int = 0) -> dict[str, Any]:

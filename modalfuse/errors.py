@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class ModalfuseError(Exception):
@@ -57,6 +60,17 @@ class DataError(ModalfuseError):
             table=self.table or table,
             file=self.file,
         )
+
+
+class NotFittedError(ModalfuseError, RuntimeError):
+    """An estimator asked to predict, embed or save before ``fit`` or ``load``."""
+
+
+def fitted(net: T | None) -> T:
+    """``net``, or NotFittedError when the estimator holds none yet."""
+    if net is None:
+        raise NotFittedError("the model is not fitted: call fit() or load() first")
+    return net
 
 
 class RequestError(ModalfuseError, ValueError):

@@ -69,6 +69,11 @@ def test_every_benchmark_config_runs_one_seed_one_epoch(path, tmp_path, shared_d
     for names in cfg.drop_at_test:
         column = "without " + " + ".join(names)
         assert column in frame.columns and frame[column].notna().any()
+    if cfg.probes:  # one probe column per modality, an accuracy wherever the model has that modality
+        for name in {n for m in cfg.methods for n in (m.modalities or m.encoders)}:
+            assert frame[f"probe {name}"].between(0, 1).all()
+    if cfg.unscored == "prior":  # every test row is scored, those a model cannot use counted apart
+        assert frame["test_rows"].nunique() == 1 and (frame["unscored"] >= 0).all()
     assert (tmp_path / f"{cfg.name}.md").read_text().count("\n|") >= len(expected)
 
 
@@ -83,3 +88,35 @@ def test_further_metrics_become_table_columns():
     assert "log_loss" not in summarise(frame).columns
     table = summarise(frame, ["log_loss"])
     assert list(table.columns[:4]) == ["method", "accuracy", "f1", "log_loss"] and table["log_loss"][0] == "0.3000 ± 0.1414"
+
+
+def test_method_overrides_reach_the_model_and_unusable_rows_get_the_prior(shared_data):
+    """A method's modality options and encoders reach the built model; ``unscored: prior`` scores all test rows."""
+    import numpy as np
+
+    from modalfuse.datasets import load_dataset
+    from modalfuse.evaluate.benchmark import build_model, limited, method_by_label, score_every_row
+
+    cfg = BenchmarkConfig.model_validate({
+        "name": "t", "dataset": "womens_clothing", "data_dir": str(shared_data), "on_error": "skip", "seeds": [0],
+        "methods": [{"fusion": {"name": "concat"}, "label": "text", "modalities": ["review"],
+                     "options": {"review": {"max_tokens": 16, "min_freq": 2}}, "encoders": {"review": {"name": "text_cnn", "dim": 8}}}],
+        "train": {"max_epochs": 1, "val_fraction": 0.0, "patience": 0, "progress": False},
+    })
+    ds = limited(load_dataset("womens_clothing", data_dir=str(shared_data)), 300)
+    model = build_model(cfg, method_by_label(cfg, "text"), ds, 0)
+    (review,) = model.modalities
+    assert (review.options.max_tokens, review.options.min_freq, review.encoder.dim) == (16, 2, 8)
+    model.fit(ds.train)
+    before = len(ds.test) - model.evaluate(ds.test)["n"]  # test rows that already have neither title nor review
+    empty = ds.test.copy()
+    blank = empty.index[empty[["Title", "Review Text"]].notna().any(axis=1)][:5]
+    empty.loc[blank, ["Title", "Review Text"]] = np.nan  # five more rows the text model cannot score
+    assert model.evaluate(empty)["n"] == len(empty) - before - 5
+    prior = {1: 0.9, 0: 0.1}
+    result = score_every_row(model, empty, prior)
+    assert result["unscored"] == before + 5 and result["n"] == len(empty)
+    alone = score_every_row(model, empty.loc[blank], prior)  # only unusable rows: the prior decides, class 1 everywhere
+    assert alone["accuracy"] == float(np.mean(empty.loc[blank, ds.target] == 1))
+    with pytest.raises(KeyError, match="no method titled 'nope'"):
+        method_by_label(cfg, "nope")

@@ -24,7 +24,7 @@ from ..data.cache import FeatureCache
 from ..data.readers import as_frame
 from ..encoders import ENCODERS, build_encoder
 from ..encoders.base import mlp
-from ..errors import ConfigError
+from ..errors import ConfigError, fitted
 from ..evaluate.retrieval import cross_modal_metrics, similarity, top_k
 from ..objectives.contrastive import Temperature, normalise
 from ..train import batches, fit_net
@@ -173,9 +173,7 @@ class AlignedModel:
 
     # ----------------------------------------------------------------- embed and retrieve
     def _require_fitted(self) -> AlignNet:
-        if self.net is None:
-            raise RuntimeError("the model is not fitted: call fit() or load() first")
-        return self.net
+        return fitted(self.net)
 
     @torch.no_grad()
     def embed_features(self, features: Features, names: Optional[list[str]] = None) -> dict[str, np.ndarray]:

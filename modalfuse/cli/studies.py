@@ -21,7 +21,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         cfg.data_dir = args.data_dir
     command = "modalfuse benchmark " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [args.config])
     frame = run_benchmark(cfg, command, Path(args.output) if args.output else None)
-    print(markdown_table(summarise(frame)))
+    print(markdown_table(summarise(frame, cfg.metrics)))
     print(f"results written to {Path(args.output or cfg.output) / cfg.name}.md (.csv, .png)")
     return 0
 

@@ -32,6 +32,7 @@ class MethodConfig(BaseModel):
     label: Optional[str] = None
     modalities: Optional[list[str]] = Field(None, description="Use only these modalities (default: all).")
     encoders: dict[str, EncoderConfig] = Field(default_factory=dict, description="Per-modality encoder overrides.")
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-modality preprocessing option overrides (e.g. text max_tokens).")
     model: dict[str, Any] = Field(default_factory=dict, description="Model overrides for this method (e.g. head, margin_l2, head_hidden).")
     train: dict[str, Any] = Field(default_factory=dict, description="Training overrides for this method (e.g. ensemble, modality_dropout).")
 
@@ -64,6 +65,10 @@ class BenchmarkConfig(BaseModel):
     )
     estimators: list[EstimatorConfig] = Field(default_factory=list, description="Peers (scikit-learn-style estimators) run on the same split.")
     metrics: list[str] = Field(default_factory=list, description="Further per-seed metrics of the CSV (e.g. log_loss) shown in the table, after accuracy and F1.")
+    probes: bool = Field(False, description="Extra columns 'probe <modality>': a logistic-regression probe's test accuracy on each frozen encoder's embeddings.")
+    unscored: Literal["drop", "prior"] = Field(
+        "drop", description="With on_error: skip, test rows a model cannot use are left out of its metrics (drop) or given the training class prior (prior).",
+    )
     limit_rows: Optional[int] = Field(None, gt=0, description="Smoke runs: at most this many rows per split, every class kept (never for results).")
 
 
@@ -114,9 +119,51 @@ def library_versions(extra: tuple[str, ...] = ()) -> str:
     return ", ".join(out)
 
 
+def build_model(cfg: BenchmarkConfig, method: MethodConfig, ds: Any, seed: int) -> Any:
+    """The unfitted ``MultimodalModel`` of ``method`` on dataset ``ds`` with ``seed`` (the shared settings under its overrides)."""
+    from ..api import MultimodalModel
+
+    mods = []
+    for m in ds.modalities:
+        if method.modalities is not None and m.name not in method.modalities:
+            continue
+        spec = {**m.model_dump(), "encoder": method.encoders.get(m.name, cfg.encoder).model_dump()}
+        if m.name in method.options:
+            spec["options"] = {**spec.get("options", {}), **method.options[m.name]}
+        mods.append(ModalityConfig.model_validate(spec))
+    model_cfg = ModelConfig.model_validate({**cfg.model.model_dump(), **method.model, "fusion": method.fusion.model_dump()})
+    train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), **method.train, "seed": seed, "progress": False})
+    return MultimodalModel(mods, ds.target, model_cfg, train_cfg, task=ds.task, on_error=cfg.on_error)
+
+
+def method_by_label(cfg: BenchmarkConfig, label: str) -> MethodConfig:
+    """The method titled ``label`` (unimodal rows included), for scripts that reuse a config's recipe."""
+    for method in (*cfg.methods, *(expand_methods(cfg) if cfg.unimodal else ())):
+        if method.title == label:
+            return method
+    raise KeyError(f"{cfg.name}: no method titled {label!r} (have {[m.title for m in expand_methods(cfg)]})")
+
+
+def score_every_row(model: Any, test: pd.DataFrame, prior: dict[Any, float]) -> dict[str, float]:
+    """Classification metrics over all of ``test``: rows the model cannot score get the class ``prior``."""
+    import numpy as np
+
+    from .metrics import classification_metrics
+
+    frame = model.predict_frame(test)
+    classes = list(model.target_encoder.classes)
+    proba = np.tile(np.array([prior.get(c, 0.0) for c in classes]), (len(test), 1))
+    position = {row: i for i, row in enumerate(test.index)}
+    proba[[position[r] for r in frame["row"]]] = frame[[f"proba_{c}" for c in classes]].to_numpy()
+    y = np.array([model.target_encoder.encode(v) for v in test[model.target]], dtype=int)
+    result = classification_metrics(y, proba)
+    result["unscored"] = len(test) - len(frame)
+    result["n"] = len(test)
+    return result
+
+
 def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> list[dict[str, Any]]:
     """Train and test one method for every seed in this process; one result row per seed."""
-    from ..api import MultimodalModel
     from ..datasets import load_dataset
     from ..train import batches
 
@@ -124,19 +171,15 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
     for seed in seeds:
         options = {"seed": seed} if cfg.split_by_seed else {}
         ds = limited(load_dataset(cfg.dataset, data_dir=cfg.data_dir, **options), cfg.limit_rows)
-        mods = [m for m in ds.modalities if method.modalities is None or m.name in method.modalities]
-        mods = [
-            ModalityConfig.model_validate({**m.model_dump(), "encoder": method.encoders.get(m.name, cfg.encoder).model_dump()})
-            for m in mods
-        ]
-        model_cfg = ModelConfig.model_validate({**cfg.model.model_dump(), **method.model, "fusion": method.fusion.model_dump()})
-        train_cfg = TrainConfig.model_validate({**cfg.train.model_dump(), **method.train, "seed": seed, "progress": False})
-        model = MultimodalModel(mods, ds.target, model_cfg, train_cfg, task=ds.task, on_error=cfg.on_error)
+        model = build_model(cfg, method, ds, seed)
         start = time.perf_counter()
         model.fit(ds.train)
         train_s = time.perf_counter() - start
         start = time.perf_counter()
-        metrics = model.evaluate(ds.test)
+        if cfg.unscored == "prior" and model.task == "classification":
+            metrics = score_every_row(model, ds.test, ds.train[ds.target].value_counts(normalize=True).to_dict())
+        else:
+            metrics = model.evaluate(ds.test)
         batch_ms = (time.perf_counter() - start) * 1000 / max(1, metrics["n"])
         features = model.featurize(ds.test)
         dropped = {}
@@ -144,6 +187,10 @@ def run_method(cfg: BenchmarkConfig, method: MethodConfig, seeds: list[int]) -> 
             off = [n for n in names if n in model.preprocessors]
             if off and len(off) < len(model.preprocessors):  # a model that never saw them, or would see nothing, gets no value
                 dropped[_drop_column(names)] = model.evaluate(features, masks={n: False for n in off})[_main_metric(model.task)]
+        if cfg.probes:
+            from .probes import modality_probes
+
+            dropped.update({f"probe {m}": acc for m, acc in modality_probes(model, ds.train, features).items()})
         single = []
         with torch.no_grad():
             for i, batch in enumerate(batches(features, 1, shuffle=False)):
@@ -214,7 +261,8 @@ def expand_methods(cfg: BenchmarkConfig) -> list[MethodConfig]:
         info = dataset_info(cfg.dataset)
         options = {"seed": cfg.seeds[0]} if cfg.split_by_seed and "seed" in info.options else {}
         names = [m.name for m in load_dataset(cfg.dataset, data_dir=cfg.data_dir, **options).modalities]
-        uni = [MethodConfig(fusion=cfg.methods[0].fusion, label=f"{n} only", modalities=[n], encoders=cfg.methods[0].encoders) for n in names]
+        first = cfg.methods[0]
+        uni = [MethodConfig(fusion=first.fusion, label=f"{n} only", modalities=[n], encoders=first.encoders, options=first.options) for n in names]
         methods = uni + methods
     return methods
 
@@ -251,7 +299,7 @@ def run_benchmark(
 
 def summarise(frame: pd.DataFrame, extra: list[str] = ()) -> pd.DataFrame:
     metric_cols = [c for c in ("accuracy", "f1", "mse", "mae", "r2", *extra) if c in frame.columns]
-    metric_cols += [c for c in frame.columns if c.startswith("without ")]
+    metric_cols += [c for c in frame.columns if c.startswith(("without ", "probe ")) or c == "unscored"]
     out = []
     for method, group in frame.groupby("method", sort=False):
         row: dict[str, Any] = {"method": method}

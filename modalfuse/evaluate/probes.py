@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import Features
+from ..errors import fitted
 from ..train import batches
 
 
@@ -19,9 +20,7 @@ from ..train import batches
 def modality_embeddings(model: Any, data: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
     """Per-modality embeddings [n, d] of a fitted model's (first) network, presence masks [n], and targets [n]."""
     features = data if isinstance(data, Features) else model.featurize(data)
-    net = model.net
-    if net is None:
-        raise RuntimeError("the model is not fitted: call fit() or load() first")
+    net = fitted(model.net)
     net.eval()
     parts: dict[str, list[torch.Tensor]] = {m: [] for m in net.encoders}
     for batch in batches(features, 256, shuffle=False):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 from ..encoders.base import mlp
 from ..registry import Registry
@@ -22,10 +22,12 @@ class Head(nn.Module):
     #: loss leaves that penalty out, so validation losses of different epochs can be compared (best-epoch selection)
     loss_varies: ClassVar[bool] = False
     comparable: bool = False
+    #: outputs per sample whatever the task's count (binary and regression: 1, gaussian: 2); None: ``n_outputs``
+    outputs: ClassVar[Optional[int]] = None
 
-    def __init__(self, in_dim: int | None, hidden: int, out_dim: int, dropout: float) -> None:
+    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float) -> None:
         super().__init__()
-        self.out_dim = out_dim
+        self.out_dim = out_dim = self.outputs or n_outputs
         if in_dim is None:
             self.net: nn.Module = nn.Identity()
         else:

@@ -12,9 +12,7 @@ class BinaryHead(Head):
     """One logit; probability of the second class is its sigmoid."""
 
     task = "classification"
-
-    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float) -> None:
-        super().__init__(in_dim, hidden, 1, dropout)
+    outputs = 1
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(out[:, 0], target.float())
@@ -38,9 +36,6 @@ class MulticlassHead(Head):
     """Softmax over classes, cross-entropy loss."""
 
     task = "classification"
-
-    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float) -> None:
-        super().__init__(in_dim, hidden, n_outputs, dropout)
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out, target.long())

@@ -15,9 +15,10 @@ class GaussianHead(Head):
     """Predicts mean and log-variance per sample; the loss is the Gaussian negative log-likelihood."""
 
     task = "regression"
+    outputs = 2
 
     def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float, beta: Annotated[float, Field(ge=0, le=1)] = 0.0) -> None:
-        super().__init__(in_dim, hidden, 2, dropout)
+        super().__init__(in_dim, hidden, n_outputs, dropout)
         self.beta = beta
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

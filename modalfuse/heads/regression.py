@@ -12,9 +12,7 @@ class RegressionHead(Head):
     """A single real-valued output trained with MSE."""
 
     task = "regression"
-
-    def __init__(self, in_dim: int | None, hidden: int, n_outputs: int, dropout: float) -> None:
-        super().__init__(in_dim, hidden, 1, dropout)
+    outputs = 1
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(out[:, 0], target.float())

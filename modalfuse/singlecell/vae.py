@@ -21,7 +21,7 @@ from ..config import ModalityConfig
 from ..core.storage import load_preprocessors, load_state, open_model_folder, read_json, read_tensors, save_model_folder
 from ..data.dataset import Features, featurize
 from ..data.readers import as_frame
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, fitted
 from ..kinds import make_preprocessor
 from .likelihoods import LIKELIHOODS
 from .network import JointVAENet
@@ -128,9 +128,7 @@ class JointVAE:
         return self
 
     def _require(self) -> JointVAENet:
-        if self.net is None:
-            raise RuntimeError("the model is not fitted: call fit() or load() first")
-        return self.net
+        return fitted(self.net)
 
     # ----------------------------------------------------------------- outputs
     @torch.no_grad()
