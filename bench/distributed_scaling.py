@@ -17,17 +17,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, command_line, default_data_dir, machine_info, publish, recipe_model  # noqa: E402
 
 
-def fit(ds, processes: int, epochs: int, seed: int) -> dict:
+def fit(ds, processes: int, epochs: int, seed: int, batch_size: Optional[int] = None) -> dict:
     import pandas as pd
 
     model = recipe_model("spoken_digits", "fused concat", ds, seed, train={
-        "max_epochs": epochs, "patience": 0, "threads": 1, "devices": processes, "strategy": "auto"})
+        "max_epochs": epochs, "patience": 0, "threads": 1, "devices": processes, "strategy": "auto",
+        **({"batch_size": batch_size} if batch_size else {})})
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as run:
         start = time.perf_counter()
@@ -53,6 +55,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch (default: the recipe's); each of 2 processes takes half")
     p.add_argument("--out", default=str(RESULTS_DIR / "distributed_scaling.md"))
     args = p.parse_args()
     if args.quick:
@@ -67,7 +70,7 @@ def main() -> None:
     results = []
     for r in range(args.repeats):
         for processes in (1, 2):
-            results.append(fit(ds, processes, args.epochs, seed=r))
+            results.append(fit(ds, processes, args.epochs, seed=r, batch_size=args.batch_size))
             print(f"repeat {r}: {processes} process(es): {results[-1]['samples_per_s']:.1f} samples/s, "
                   f"load {results[-1]['load'][0]:.2f} -> {results[-1]['load'][1]:.2f}", file=sys.stderr, flush=True)
     by = {k: [x for x in results if x["processes"] == k] for k in (1, 2)}
@@ -78,7 +81,7 @@ def main() -> None:
         "# Data-parallel scaling on CPU (spoken-digit CNNs)", "",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Command: `{command_line()}`.",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ".",
-        f"Recipe of bench/configs/spoken_digits.yaml (fused concat), global batch {model_batch(ds)}, {args.epochs} epochs, "
+        f"Recipe of bench/configs/spoken_digits.yaml (fused concat), global batch {args.batch_size or model_batch(ds)}{'' if args.batch_size in (None, model_batch(ds)) else ' (the recipe has ' + str(model_batch(ds)) + ')'}, {args.epochs} epochs, "
         f"patience off; {by[1][0]['n_train']} training rows; seeds 0..{args.repeats - 1} (one per repeat, both sides).",
         "Throughput: training rows per second over epochs 1..E-1 (validation included; epoch 0 excluded as start-up).",
         "2 processes: `train.devices: 2` (ddp_spawn, gloo), each with 1 torch thread; each takes half of every global batch.",

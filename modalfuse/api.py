@@ -18,6 +18,7 @@ from .errors import DataError, fitted
 from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig
 from .options import item_key, validated
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
+from .data.target import require_target
 from .augment import augmenters
 from .data.cache import FeatureCache
 from .data.decode import default_workers
@@ -157,8 +158,7 @@ class MultimodalModel:
         else:
             frame, table, base = as_frame(data, self.na_values)
             labels, columns = frame.get(self.target), list(frame.columns)
-        if labels is None:
-            raise ConfigError(f"data.target: column {self.target!r} is not in the training table (columns: {columns[:20]})")
+        require_target(labels, self.target, columns)
         # fitted state starts afresh: a second fit re-infers the task and refits every preprocessor
         self.task_ = infer_task(labels, table) if self.requested_task == "auto" else self.requested_task
         self.temperature, self.reports = 1.0, {}

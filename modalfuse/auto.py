@@ -87,10 +87,12 @@ def select(model, data: Any, options: Optional[AutoConfig] = None, log: Callable
 
     from .data import infer_task
     from .data.readers import Table, as_frame
+    from .data.target import require_target
 
     options = options or AutoConfig()
     frame, table, base = as_frame(data, model.na_values)
     frame = frame.reset_index(drop=True)
+    require_target(frame.get(model.target), model.target, list(frame.columns))
     model.task_ = infer_task(frame[model.target], table) if model.requested_task == "auto" else model.requested_task
     y = frame[model.target]
     stratify = model.task == "classification" and y.value_counts().min() >= options.folds

@@ -122,3 +122,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def require_target(labels: Any, target: str, columns: list) -> Any:
+    """``labels`` (the target column's values), or the config error naming the missing column."""
+    if labels is None:
+        raise ConfigError(f"data.target: column {target!r} is not in the training table (columns: {list(columns)[:20]})")
+    return labels
