@@ -330,15 +330,12 @@ class Config(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     run_dir: str = "runs"
-    preset: Optional[Literal["none", "auto"]] = Field(None, description="auto: choose the recipe by cross-validation over a portfolio "
-                                                      "(modalfuse/auto.py); unset: auto when the config has no model section, else none.")
+    preset: Literal["none", "auto"] = Field("none", description="auto: choose the recipe by cross-validation over a portfolio (modalfuse/auto.py).")
     auto: AutoConfig = Field(default_factory=AutoConfig)
     search: Optional[dict[str, Any]] = Field(None, description="Parameter spaces for `modalfuse tune` (modalfuse.tune.space); train ignores it.")
 
     @model_validator(mode="after")
     def _unique(self) -> "Config":
-        if self.preset is None:  # a newcomer who chooses no model gets the cross-validated choice
-            self.preset = "none" if "model" in self.model_fields_set else "auto"
         names = [m.name for m in self.modalities]
         dup = {n for n in names if names.count(n) > 1}
         if dup:

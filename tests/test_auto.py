@@ -76,13 +76,3 @@ def test_linear_baselines_on_timeseries_flatten_the_channels(one_torch_thread):
     assert [r["candidate"] for r in rows if not r.get("skipped")] == ["linear logistic (identity encoders)", "linear margin (identity encoders)"]
     assert min(r["cv_accuracy"] for r in rows[:2]) > 0.8  # the class is a fixed pattern over the steps: linear in them
 
-
-def test_a_config_without_a_model_section_gets_auto():
-    """The default a newcomer gets: no model chosen → preset auto; a chosen model, or an explicit preset, is kept."""
-    from modalfuse.config import parse_config
-
-    data = {"data": {"dataset": "handwritten"}}
-    assert parse_config(data).preset == "auto"
-    assert parse_config({**data, "model": {"fusion": {"name": "late"}}}).preset == "none"
-    assert parse_config({**data, "preset": "none"}).preset == "none"
-    assert parse_config({**data, "model": {}, "preset": "auto"}).preset == "auto"
