@@ -67,10 +67,8 @@ def main() -> None:
     torch.set_num_threads(1)
     from modalfuse.api import MultimodalModel
     from modalfuse.auto import PORTFOLIO, derive, markdown, select
-    from modalfuse.config import load_config
+    from modalfuse.config import AutoConfig, load_config
     from modalfuse.datasets import load_dataset
-
-    from modalfuse.config import AutoConfig
 
     cfg = load_config(RECIPES[args.dataset]) if args.dataset in RECIPES else None
     recipe = f"`{RECIPES[args.dataset].relative_to(REPO)}`" if cfg else f"bench/configs/{args.dataset}.yaml, row {FROM_CONFIG.get(args.dataset)!r}"

@@ -1,6 +1,6 @@
 """Data-parallel scaling on CPU: spoken-digit CNNs, 1 process x 1 thread against 2 processes x 1 thread (ddp_spawn, gloo).
 
-Same global batch (64), seed and recipe as bench/configs/spoken_digits.yaml (its fused concat row), patience off so that every run
+Same global batch (the recipe's 64, or --batch-size), seed and recipe as bench/configs/spoken_digits.yaml (its fused concat row), patience off so that every run
 takes the same epochs. Throughput is training rows per second over epochs 1..E-1 (epoch 0 holds process start-up and
 warm-up), read from each run's metrics.csv (epoch end times written by rank zero; validation included). Runs alternate
 1, 2, 1, 2, ... so that a change in the machine's load hits both sides; the load average is recorded around each run.
@@ -45,10 +45,6 @@ def fit(ds, processes: int, epochs: int, seed: int, batch_size: Optional[int] = 
             "wall_s": wall, "accuracy": accuracy, "load": (load_before, os.getloadavg()[0]), "n_train": n_train}
 
 
-def model_batch(ds) -> int:
-    return recipe_model("spoken_digits", "fused concat", ds).train_config.batch_size
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=default_data_dir())
@@ -77,11 +73,14 @@ def main() -> None:
     speed = {k: statistics.mean(x["samples_per_s"] for x in v) for k, v in by.items()}
     ratios = [b["samples_per_s"] / a["samples_per_s"] for a, b in zip(by[1], by[2])]
     info = machine_info(1)
+    recipe_batch = recipe_model("spoken_digits", "fused concat", ds).train_config.batch_size
+    batch = args.batch_size or recipe_batch
     lines = [
         "# Data-parallel scaling on CPU (spoken-digit CNNs)", "",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Command: `{command_line()}`.",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ".",
-        f"Recipe of bench/configs/spoken_digits.yaml (fused concat), global batch {args.batch_size or model_batch(ds)}{'' if args.batch_size in (None, model_batch(ds)) else ' (the recipe has ' + str(model_batch(ds)) + ')'}, {args.epochs} epochs, "
+        f"Recipe of bench/configs/spoken_digits.yaml (fused concat), global batch {batch}"
+        f"{'' if batch == recipe_batch else f' (the recipe has {recipe_batch})'}, {args.epochs} epochs, "
         f"patience off; {by[1][0]['n_train']} training rows; seeds 0..{args.repeats - 1} (one per repeat, both sides).",
         "Throughput: training rows per second over epochs 1..E-1 (validation included; epoch 0 excluded as start-up).",
         "2 processes: `train.devices: 2` (ddp_spawn, gloo), each with 1 torch thread; each takes half of every global batch.",

@@ -124,8 +124,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def require_target(labels: Any, target: str, columns: list) -> Any:
-    """``labels`` (the target column's values), or the config error naming the missing column."""
+def require_target(labels: Any, target: str, columns: list) -> None:
+    """The config error naming the missing column when ``labels`` (the target column's values) is None."""
     if labels is None:
         raise ConfigError(f"data.target: column {target!r} is not in the training table (columns: {list(columns)[:20]})")
-    return labels
