@@ -1,11 +1,11 @@
 """Data-parallel scaling on CPU: spoken-digit CNNs, 1 process x 1 thread against 2 processes x 1 thread (ddp_spawn, gloo).
 
-Same global batch (the recipe's 64, or --batch-size), seed and recipe as bench/configs/spoken_digits.yaml (its fused concat row), patience off so that every run
+Same global batch (the recipe's 64 and larger ones, --batch-sizes), seed and recipe as bench/configs/spoken_digits.yaml (its fused concat row), patience off so that every run
 takes the same epochs. Throughput is training rows per second over epochs 1..E-1 (epoch 0 holds process start-up and
 warm-up), read from each run's metrics.csv (epoch end times written by rank zero; validation included). Runs alternate
 1, 2, 1, 2, ... so that a change in the machine's load hits both sides; the load average is recorded around each run.
 
-    .venv/bin/python bench/distributed_scaling.py                # 2 repeats, 4 epochs; writes docs/results/distributed_scaling.md
+    .venv/bin/python bench/distributed_scaling.py                # global batch 64, 128, 256; 2 repeats, 4 epochs; writes docs/results/distributed_scaling.md
     .venv/bin/python bench/distributed_scaling.py --quick        # 1 repeat, 3 epochs, prints only
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--batch-size", type=int, default=None, help="global batch (default: the recipe's); each of 2 processes takes half")
+    p.add_argument("--batch-sizes", default="64,128,256", help="global batches, comma-separated (the recipe has 64); each of 2 processes takes half")
     p.add_argument("--out", default=str(RESULTS_DIR / "distributed_scaling.md"))
     args = p.parse_args()
     if args.quick:
@@ -63,37 +63,40 @@ def main() -> None:
 
     ds = load_dataset("spoken_digits", data_dir=args.data_dir, download=False)
     fit(ds, 1, 1, 0)  # decode and cache the audio once, outside the timings
+    batches = [int(b) for b in args.batch_sizes.split(",")]
     results = []
-    for r in range(args.repeats):
-        for processes in (1, 2):
-            results.append(fit(ds, processes, args.epochs, seed=r, batch_size=args.batch_size))
-            print(f"repeat {r}: {processes} process(es): {results[-1]['samples_per_s']:.1f} samples/s, "
-                  f"load {results[-1]['load'][0]:.2f} -> {results[-1]['load'][1]:.2f}", file=sys.stderr, flush=True)
-    by = {k: [x for x in results if x["processes"] == k] for k in (1, 2)}
-    speed = {k: statistics.mean(x["samples_per_s"] for x in v) for k, v in by.items()}
-    ratios = [b["samples_per_s"] / a["samples_per_s"] for a, b in zip(by[1], by[2])]
+    for batch in batches:
+        for r in range(args.repeats):
+            for processes in (1, 2):
+                results.append({**fit(ds, processes, args.epochs, seed=r, batch_size=batch), "batch": batch, "repeat": r})
+                print(f"batch {batch}, repeat {r}: {processes} process(es): {results[-1]['samples_per_s']:.1f} samples/s, "
+                      f"load {results[-1]['load'][0]:.2f} -> {results[-1]['load'][1]:.2f}", file=sys.stderr, flush=True)
     info = machine_info(1)
     recipe_batch = recipe_model("spoken_digits", "fused concat", ds).train_config.batch_size
-    batch = args.batch_size or recipe_batch
     lines = [
         "# Data-parallel scaling on CPU (spoken-digit CNNs)", "",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Command: `{command_line()}`.",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + ".",
-        f"Recipe of bench/configs/spoken_digits.yaml (fused concat), global batch {batch}"
-        f"{'' if batch == recipe_batch else f' (the recipe has {recipe_batch})'}, {args.epochs} epochs, "
-        f"patience off; {by[1][0]['n_train']} training rows; seeds 0..{args.repeats - 1} (one per repeat, both sides).",
+        f"Recipe of bench/configs/spoken_digits.yaml (fused concat; its batch is {recipe_batch}), global batches "
+        f"{', '.join(map(str, batches))}, {args.epochs} epochs, patience off; {results[0]['n_train']} training rows; "
+        f"seeds 0..{args.repeats - 1} (one per repeat, both sides).",
         "Throughput: training rows per second over epochs 1..E-1 (validation included; epoch 0 excluded as start-up).",
         "2 processes: `train.devices: 2` (ddp_spawn, gloo), each with 1 torch thread; each takes half of every global batch.",
         "The load average (1 min) before and after each run is listed: with other work on the 2 cores, a ratio below 2 "
         "measures that contention as much as the method.", "",
-        "| repeat | processes | samples/s | s/epoch | wall s (with start-up) | test accuracy | load before → after |",
-        "|---|---|---|---|---|---|---|",
+        "| global batch | repeat | processes | samples/s | s/epoch | wall s (with start-up) | test accuracy | load before → after |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for i, x in enumerate(results):
-        lines.append(f"| {i // 2} | {x['processes']} | {x['samples_per_s']:.1f} | {x['epoch_s']:.2f} | {x['wall_s']:.1f} | "
+    for x in results:
+        lines.append(f"| {x['batch']} | {x['repeat']} | {x['processes']} | {x['samples_per_s']:.1f} | {x['epoch_s']:.2f} | {x['wall_s']:.1f} | "
                      f"{100 * x['accuracy']:.2f} % | {x['load'][0]:.2f} → {x['load'][1]:.2f} |")
-    lines += ["", f"**Samples/s ratio, 2 processes / 1 process: {speed[2] / speed[1]:.2f}** "
-              f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)}; target ≥ 1.6)."]
+    lines += ["", "| global batch | samples/s, 1 process | samples/s, 2 processes | ratio (per repeat) | ≥ 1.6 |", "|---|---|---|---|---|"]
+    for batch in batches:
+        one = [x for x in results if x["batch"] == batch and x["processes"] == 1]
+        two = [x for x in results if x["batch"] == batch and x["processes"] == 2]
+        speed1, speed2 = (statistics.mean(x["samples_per_s"] for x in v) for v in (one, two))
+        ratios = ", ".join(f"{b['samples_per_s'] / a['samples_per_s']:.2f}" for a, b in zip(one, two))
+        lines.append(f"| {batch} | {speed1:.1f} | {speed2:.1f} | **{speed2 / speed1:.2f}** ({ratios}) | {speed2 / speed1 >= 1.6} |")
     publish(lines, args.out)
 
 
