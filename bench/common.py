@@ -280,14 +280,24 @@ def with_encoder(modality, dim: int, options: dict):
     return modality.model_copy(update={"encoder": modality.encoder.model_copy(update={"dim": dim, "options": dict(options)})}, deep=True)
 
 
-def recipe_model(config: str, label: str, ds: Any, seed: int = 0, train: Optional[dict] = None):
+def recipe_model(config: str, label: str, ds: Any, seed: int = 0, train: Optional[dict] = None, change: Optional[dict] = None):
     """The unfitted model of row ``label`` of ``bench/configs/<config>.yaml`` on dataset ``ds``, with ``seed``;
-    ``train`` overrides its training settings. Scripts that reuse a benchmark's recipe read it from its config."""
-    from modalfuse.evaluate.benchmark import build_model, load_benchmark, method_by_label
+    ``train`` overrides its training settings. Scripts that reuse a benchmark's recipe read it from its config.
+
+    ``change`` maps sections to overrides whose keys replace the recipe's: ``encoder`` (every modality's), and the
+    method's ``fusion``, ``model``, ``train``, ``encoders``, ``options``; e.g. ``{"encoder": {"dim": 128}}``.
+    """
+    from modalfuse.config import EncoderConfig
+    from modalfuse.evaluate.benchmark import MethodConfig, build_model, load_benchmark, method_by_label
 
     cfg = load_benchmark(CONFIGS_DIR / f"{config}.yaml")
     cfg.data_dir = cfg.data_dir or default_data_dir()
-    method = method_by_label(cfg, label)
-    if train:
-        method = method.model_copy(update={"train": {**method.train, **train}})
-    return build_model(cfg, method, ds, seed)
+    change = {**(change or {}), "train": {**(change or {}).get("train", {}), **(train or {})}}
+    if "encoder" in change:
+        cfg = cfg.model_copy(update={"encoder": EncoderConfig.model_validate({**cfg.encoder.model_dump(), **change.pop("encoder")})})
+    method = method_by_label(cfg, label).model_dump()
+    for section, values in change.items():
+        if section not in method or not isinstance(values, dict):
+            raise ValueError(f"recipe change: {section!r} is not a section of a benchmark method (encoder, {', '.join(method)})")
+        method[section] = {**(method[section] or {}), **values}
+    return build_model(cfg, MethodConfig.model_validate(method), ds, seed)

@@ -2,9 +2,11 @@
 
 Each candidate is trained with ``val_fraction=0`` and a fixed epoch count on K-1 folds of the 1,600 training
 rows and scored on the held-out fold (stratified K-fold, fixed fold seed); the score is the accuracy over all
-out-of-fold predictions (1,600 of them). Candidates are JSON objects (see ``DEFAULT_RECIPE`` in bench/handwritten_recipe.py):
+out-of-fold predictions (1,600 of them). The base recipe is a row of bench/configs/handwritten.yaml (--method, default
+"fused concat"); candidates are JSON changes to it, by section (``encoder``, ``fusion``, ``model``, ``train``; the
+keys given replace the recipe's), as bench/common.py's ``recipe_model`` reads them:
 
-    .venv/bin/python bench/tune_handwritten.py '{"epochs": 40}' '{"epochs": 60, "dropout": 0.3}'
+    .venv/bin/python bench/tune_handwritten.py '{"train": {"max_epochs": 40}}' '{"model": {"dropout": 0.3}}'
 """
 from __future__ import annotations
 
@@ -15,23 +17,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import default_data_dir  # noqa: E402  (sets the environment first)
+from common import default_data_dir, recipe_model  # noqa: E402  (sets the environment first)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
 
-from handwritten_recipe import DEFAULT_RECIPE, make_model  # noqa: E402
 from modalfuse.datasets import load_dataset  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("candidates", nargs="+", help="JSON overrides of the default recipe")
+    parser.add_argument("candidates", nargs="+", help="JSON changes to the recipe, by section")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--fold-seed", type=int, default=0)
     parser.add_argument("--model-seed", type=int, default=0)
-    parser.add_argument("--fusion", default="concat")
+    parser.add_argument("--method", default="fused concat", help="the row of bench/configs/handwritten.yaml to start from")
     parser.add_argument("--data-dir", default=default_data_dir())
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -41,11 +42,11 @@ def main() -> None:
     y = train[ds.target].to_numpy()
     folds = list(StratifiedKFold(args.folds, shuffle=True, random_state=args.fold_seed).split(train, y))
     for text in args.candidates:
-        recipe = {**DEFAULT_RECIPE, **json.loads(text), "val_fraction": 0.0}
+        change = json.loads(text)
         t0 = time.perf_counter()
         correct, losses = 0, []
         for k, (tr, va) in enumerate(folds):
-            model = make_model(ds.modalities, ds.target, args.fusion, recipe, seed=args.model_seed + k)
+            model = recipe_model("handwritten", args.method, ds, args.model_seed + k, train={"val_fraction": 0.0}, change=change)
             model.fit(train.iloc[tr])
             r = model.evaluate(train.iloc[va])
             correct += round(r["accuracy"] * r["n"])
