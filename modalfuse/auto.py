@@ -81,18 +81,42 @@ def derive(model, change: dict[str, Any]):
     return out
 
 
-def select(model, data: Any, options: Optional[AutoConfig] = None, log: Callable[[str], None] = lambda s: None):
-    """(chosen model, unfitted; table of every candidate's cross-validated scores) for ``model``'s modalities and target."""
+def select(model, data: Any, options: Optional[AutoConfig] = None, log: Callable[[str], None] = lambda s: None,
+           implicit: bool = False):
+    """(chosen model, unfitted; table of every candidate's cross-validated scores) for ``model``'s modalities and target.
+
+    ``implicit``: the preset was not asked for but is the default; a table of fewer than ``options.min_rows`` labelled
+    rows, or one the fit streams from disk, then gives (``model``, None): no search, the configured recipe trains.
+    """
     from sklearn.model_selection import KFold, StratifiedKFold
 
     from .data import infer_task
     from .data.readers import Table, as_frame
+    from .data.storage import choose_storage
     from .data.target import require_target
+    from .errors import ConfigError
 
     options = options or AutoConfig()
+    if choose_storage(model.storage, data, model.preprocessors, model.memory_budget_gb) == "disk":
+        if implicit:
+            log("auto: the training table is streamed from disk (data.storage): the default recipe trains without a search")
+            return model, None
+        raise ConfigError("preset: auto holds the training table in memory for its folds; with data.storage: disk "
+                          "(or a table larger than data.memory_budget_gb) set preset: none")
     frame, table, base = as_frame(data, model.na_values)
     frame = frame.reset_index(drop=True)
     require_target(frame.get(model.target), model.target, list(frame.columns))
+    labelled = int(frame[model.target].notna().sum())
+    if implicit and labelled < options.min_rows:
+        log(f"auto: {labelled} labelled training rows, fewer than auto.min_rows = {options.min_rows}: the default recipe "
+            "trains without a search")
+        return model, None
+    if labelled < 2 * options.folds:
+        raise ConfigError(f"preset: auto: {labelled} labelled training rows are too few for {options.folds}-fold "
+                          f"cross-validation (at least {2 * options.folds}); lower auto.folds or set preset: none")
+    if implicit:
+        log(f"auto: the config chooses no model: {options.folds}-fold cross-validation picks the recipe "
+            "(preset: none trains the default one directly)")
     model.task_ = infer_task(frame[model.target], table) if model.requested_task == "auto" else model.requested_task
     y = frame[model.target]
     stratify = model.task == "classification" and y.value_counts().min() >= options.folds

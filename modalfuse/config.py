@@ -320,6 +320,7 @@ class AutoConfig(_Strict):
     max_trials: Optional[int] = Field(None, gt=0, description="Try at most this many candidates (baselines first).")
     seed: int = Field(0, description="Fold assignment seed.")
     small_rows: int = Field(2000, gt=0, description="Below this many training rows the portfolio adds a smaller MLP.")
+    min_rows: int = Field(100, ge=2, description="With preset unset: fewer training rows train the default recipe without a search.")
 
 
 class Config(_Strict):
@@ -330,7 +331,9 @@ class Config(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     run_dir: str = "runs"
-    preset: Literal["none", "auto"] = Field("none", description="auto: choose the recipe by cross-validation over a portfolio (modalfuse/auto.py).")
+    preset: Optional[Literal["none", "auto"]] = Field(None, description="auto: choose the recipe by cross-validation over a "
+        "portfolio (modalfuse/auto.py); none: train the configured one; unset: auto where the config has no model section "
+        "and the training table at least auto.min_rows rows, else none.")
     auto: AutoConfig = Field(default_factory=AutoConfig)
     search: Optional[dict[str, Any]] = Field(None, description="Parameter spaces for `modalfuse tune` (modalfuse.tune.space); train ignores it.")
 

@@ -76,3 +76,59 @@ def test_linear_baselines_on_timeseries_flatten_the_channels(one_torch_thread):
     assert [r["candidate"] for r in rows if not r.get("skipped")] == ["linear logistic (identity encoders)", "linear margin (identity encoders)"]
     assert min(r["cv_accuracy"] for r in rows[:2]) > 0.8  # the class is a fixed pattern over the steps: linear in them
 
+
+
+def _cli_run(tmp_path, rows: int, storage: str = "auto", **top) -> tuple[int, Path]:
+    """``modalfuse train`` on a ``rows``-row table with the top-level config keys ``top``: exit code, run folder."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    distributed_job.table(rows, 0).to_csv(tmp_path / "train.csv", index=False)
+    cfg = {"data": {"train": "train.csv", "target": "label", "task": "classification", "cache_dir": "none", "storage": storage},
+           "modalities": [{"name": m, "kind": "vector", "columns": c} for m, c in distributed_job.COLUMNS.items()],
+           "train": TRAIN, **top}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    code = main(["train", str(tmp_path / "cfg.yaml"), "--run-dir", str(tmp_path / "runs")])
+    runs = list((tmp_path / "runs").iterdir()) if (tmp_path / "runs").exists() else []
+    return code, runs[0] if runs else tmp_path
+
+
+def test_auto_is_the_default_of_a_config_without_a_model_section(tmp_path, capsys, one_torch_thread):
+    code, run = _cli_run(tmp_path, 120, auto={"folds": 2, "max_trials": 1})
+    out = capsys.readouterr().out
+    assert code == 0 and "auto: the config chooses no model" in out and "auto: linear logistic" in out
+    assert "chosen" in (run / "auto.md").read_text()
+    assert yaml.safe_load((run / "config.yaml").read_text())["preset"] == "auto"  # the saved config repeats the search
+
+
+def test_the_default_skips_the_search_on_small_tables_and_when_a_model_is_chosen(tmp_path, capsys, one_torch_thread):
+    code, run = _cli_run(tmp_path / "small", 40)
+    out = capsys.readouterr().out
+    assert code == 0 and "40 labelled training rows, fewer than auto.min_rows = 100" in out
+    assert not (run / "auto.md").exists() and yaml.safe_load((run / "config.yaml").read_text())["preset"] == "none"
+    code, run = _cli_run(tmp_path / "chosen", 120, model={"fusion": {"name": "late"}})
+    assert code == 0 and "auto:" not in capsys.readouterr().out and not (run / "auto.md").exists()
+    code, run = _cli_run(tmp_path / "streamed", 120, storage="disk")
+    assert code == 0 and "streamed from disk (data.storage): the default recipe trains without a search" in capsys.readouterr().out
+
+
+def test_asked_for_auto_on_too_few_rows_or_streamed_data_is_a_config_error(tmp_path, capsys, one_torch_thread):
+    code, _ = _cli_run(tmp_path, 4, preset="auto", auto={"folds": 3})
+    assert code != 0
+    assert "preset: auto: 4 labelled training rows are too few for 3-fold cross-validation" in capsys.readouterr().err
+    code, _ = _cli_run(tmp_path / "streamed", 120, storage="disk", preset="auto")
+    assert code != 0 and "preset: auto holds the training table in memory for its folds" in capsys.readouterr().err
+
+
+def test_a_signal_during_the_search_exits_with_its_code_and_writes_nothing(tmp_path, capsys, monkeypatch, one_torch_thread):
+    import signal
+
+    import modalfuse.auto
+    from modalfuse.cli.interrupt import Interrupted
+
+    def stopped(model, change):  # the signal handler raises Interrupted inside the first candidate's training
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(modalfuse.auto, "derive", stopped)
+    code, run = _cli_run(tmp_path, 120)
+    err = capsys.readouterr().err
+    assert code == 143 and "stopped by SIGTERM while choosing the recipe (preset: auto); nothing was written" in err
+    assert run == tmp_path  # no run folder

@@ -229,7 +229,7 @@ def _table(folder: Path, rows: int = 400) -> Path:
     (folder / "train.csv").write_text("\n".join(lines) + "\n")
     cfg = folder / "c.yaml"
     cfg.write_text("data: {train: train.csv, target: y, cache_dir: none}\nmodalities: [{name: x, kind: vector, columns: [a, b]}]\n"
-                   "train: {max_epochs: 100000, patience: 0, progress: false, threads: 1, batch_size: 4}\n")
+                   "preset: none\ntrain: {max_epochs: 100000, patience: 0, progress: false, threads: 1, batch_size: 4}\n")
     return cfg
 
 

@@ -68,11 +68,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, model, train, val, test = _experiment(args)
     auto_rows = None
-    if cfg.preset == "auto":  # every rank runs the same cross-validation, so that all agree on the recipe
+    implicit = cfg.preset is None and "model" not in cfg.model_fields_set  # the newcomer's default: no recipe chosen
+    if cfg.preset == "auto" or implicit:  # every rank runs the same cross-validation, so that all agree on the recipe
         from ..auto import select
 
-        model, auto_rows = select(model, train, cfg.auto, log=print if is_rank_zero() else lambda s: None)
+        try:
+            with interruptible():
+                model, auto_rows = select(model, train, cfg.auto, log=print if is_rank_zero() else lambda s: None, implicit=implicit)
+        except Interrupted as stop:
+            print(f"error: {stop} while choosing the recipe (preset: auto); nothing was written: run the same command to "
+                  "search again, or set preset: none (or give a model section) to train without a search", file=sys.stderr)
+            return stop.exit_code
     resolved = cfg.model_copy(deep=True)
+    resolved.preset = "none" if auto_rows is None else "auto"  # the saved config.yaml repeats what this run did
     resolved.modalities = model.modalities
     resolved.data.target = model.target
     if args.resume:
