@@ -7,6 +7,7 @@ fusion by default), late fusion, and for small data (under 2,000 training rows) 
 scored on the held-out fold (stratified for classification): accuracy over all out-of-fold predictions (ties: mean
 log loss), or the out-of-fold RMSE for regression. The test split is never read. The winner is then trained on all
 training rows as usual. Budget: ``auto.budget_s`` seconds or ``auto.max_trials`` candidates, linear baselines first.
+``modalfuse train`` runs it by default for a config with no model section (``select(..., implicit=True)``).
 """
 from __future__ import annotations
 
