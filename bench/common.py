@@ -296,8 +296,9 @@ def recipe_model(config: str, label: str, ds: Any, seed: int = 0, train: Optiona
     if "encoder" in change:
         cfg = cfg.model_copy(update={"encoder": EncoderConfig.model_validate({**cfg.encoder.model_dump(), **change.pop("encoder")})})
     method = method_by_label(cfg, label).model_dump()
+    sections = ("fusion", "model", "train", "encoders", "options")
     for section, values in change.items():
-        if section not in method or not isinstance(values, dict):
-            raise ValueError(f"recipe change: {section!r} is not a section of a benchmark method (encoder, {', '.join(method)})")
-        method[section] = {**(method[section] or {}), **values}
+        if section not in sections or not isinstance(values, dict):
+            raise ValueError(f"recipe change: {section!r} is not a section to change (encoder, {', '.join(sections)}), or not a mapping")
+        method[section] = {**method[section], **values}
     return build_model(cfg, MethodConfig.model_validate(method), ds, seed)
