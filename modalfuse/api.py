@@ -15,7 +15,7 @@ import yaml
 
 from .core.storage import estimator_files, load_preprocessors, load_state, open_model_folder, read_json, read_tensors, save_model_folder
 from .errors import DataError, fitted
-from .config import Config, ModalityConfig, ModelConfig, ModelSpec, TrainConfig
+from .config import Config, ModalityConfig, ModelConfig, ModelSpec, RecipeConfig, TrainConfig
 from .options import item_key, validated
 from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
 from .data.target import require_target
@@ -58,6 +58,7 @@ class MultimodalModel:
         workers: Optional[int] = None,
         chunk_size: int = 10000,
         memory_budget_gb: Optional[float] = None,
+        recipes: Optional[list[RecipeConfig | dict]] = None,
     ) -> None:
         self.modalities = [validated(ModalityConfig, m, "", at=item_key(m, i)) for i, m in enumerate(modalities)]
         if not self.modalities:
@@ -67,6 +68,9 @@ class MultimodalModel:
         for m in self.modalities:
             ENCODERS.get(m.encoder.name)
         FUSIONS.get(self.model_config.fusion.name)
+        #: a weighted ensemble of recipes (``recipes:``); empty: the one recipe of ``model`` and ``train``
+        self.recipes = [validated(RecipeConfig, r, "", at=f"recipes[{i}]") for i, r in enumerate(recipes or [])]
+        self._plans()  # the recipes' encoders, fusions and train changes are checked now, not at fit
         self.target = target
         #: the task asked for ("auto", "classification" or "regression"); ``task_`` is what fit() settled on
         self.requested_task = task
@@ -82,6 +86,8 @@ class MultimodalModel:
         self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
         self.target_encoder: Optional[TargetEncoder] = None
         self.members: list[MultimodalNet] = []
+        #: each member's share of the averaged prediction; None: equal shares (one recipe, possibly a deep ensemble)
+        self.member_weights: Optional[list[float]] = None
         self.temperature = 1.0
         self.reports: dict[str, SkipReport] = {}
         self.history: dict[str, Any] = {}
@@ -98,7 +104,7 @@ class MultimodalModel:
         if not tgt:
             raise ConfigError("data.target: the config names no target column")
         return cls(mods, tgt, cfg.model, cfg.train, cfg.data.task, cfg.data.on_error, cfg.data.cache_dir, cfg.data.na_values,
-                   cfg.data.storage, cfg.data.workers, cfg.data.chunk_size, cfg.data.memory_budget_gb)
+                   cfg.data.storage, cfg.data.workers, cfg.data.chunk_size, cfg.data.memory_budget_gb, cfg.recipes)
 
     # ----------------------------------------------------------------- data
     def _features(self, data: Any, name: str, fit: bool = False, with_target: bool = True, frame_table=None) -> Features:
@@ -182,18 +188,19 @@ class MultimodalModel:
             valid = None
         train.augment = augmenters(self.modalities, self.preprocessors)  # training batches only
         self.checked = {name: self._features(source, name) for name, source in (check or {}).items()}
-        aux = self.model_config.aux_weight
-        if aux is None:
-            aux = FUSIONS.get(self.model_config.fusion.name).default_aux_weight
         run_path = Path(run_dir or resume) if (run_dir or resume) else None
+        plans = self._plans()
+        self._check_heads(plans)
         self.members, histories = [], []
-        for i in range(self.train_config.ensemble):
-            cfg = self.train_config.model_copy(update={"seed": self.train_config.seed + i})
+        for i, (modalities, model_config, cfg, _) in enumerate(plans):
+            aux = model_config.aux_weight
+            if aux is None:
+                aux = FUSIONS.get(model_config.fusion.name).default_aux_weight
             torch.manual_seed(cfg.seed)
-            net = self._build_net()
+            net = self._build_net(modalities, model_config)
             if self.task == "regression" and len(train):
                 net.head.start_at(float(train.target.mean()))
-            member_dir = run_path / f"member{i}" if run_path is not None and self.train_config.ensemble > 1 else run_path
+            member_dir = run_path / f"member{i}" if run_path is not None and len(plans) > 1 else run_path
             start_from = latest_checkpoint(member_dir) if resume and member_dir is not None else None
             histories.append(fit_net(net, train, valid, cfg, aux, member_dir, resume=start_from, callbacks=self.callbacks))
             for cache in frozen_caches(net):
@@ -211,10 +218,49 @@ class MultimodalModel:
         """The fitted task (``task_``), or the requested one before fitting."""
         return self.task_ or self.requested_task
 
-    def _build_net(self) -> MultimodalNet:
+    def _plans(self) -> list[tuple[list[ModalityConfig], ModelConfig, TrainConfig, float]]:
+        """(modalities, model, train, share) of each network to train: ``train.ensemble`` seeds of each recipe, or of
+        the one recipe of ``model`` and ``train`` when there are no ``recipes``."""
+        if not self.recipes:
+            n = self.train_config.ensemble
+            return [(self.modalities, self.model_config, self.train_config.model_copy(update={"seed": self.train_config.seed + i}), 1.0 / n)
+                    for i in range(n)]
+        names, total, plans = [m.name for m in self.modalities], sum(r.weight for r in self.recipes), []
+        for j, recipe in enumerate(self.recipes):
+            at = f"recipes[{j}]" + (f" ({recipe.label})" if recipe.label else "")
+            unknown = sorted(set(recipe.encoders) - set(names))
+            if unknown:
+                raise ConfigError(f"{at}.encoders: {unknown} name no modality; the modalities are {names}")
+            FUSIONS.get(recipe.model.fusion.name)
+            for m in self.modalities:  # the fields a recipe's encoder sets replace the modality's own (saved resolved)
+                enc = recipe.encoders.get(m.name)
+                if enc is not None:
+                    update = {k: getattr(enc, k) for k in enc.model_fields_set if getattr(enc, k) is not None}
+                    recipe.encoders[m.name] = m.encoder.model_copy(update=update)
+                    ENCODERS.get(recipe.encoders[m.name].name)
+            mods = [m.model_copy(update={"encoder": recipe.encoders[m.name]}) if m.name in recipe.encoders else m for m in self.modalities]
+            train = validated(TrainConfig, {**self.train_config.model_dump(), **recipe.train}, "", at=f"{at}.train")
+            plans += [(mods, recipe.model, train.model_copy(update={"seed": train.seed + i}), recipe.weight / total / train.ensemble)
+                      for i in range(train.ensemble)]
+        return plans
+
+    def _check_heads(self, plans: list) -> None:
+        """Members combine by the first one's head: every recipe's head must read outputs alike (e.g. multiclass and
+        margin), checked before any training."""
+        from .heads import HEADS, averages_alike, resolve_head
+
+        heads = [HEADS.get(resolve_head(self.task, self.target_encoder.n_outputs, model_config.head)) for _, model_config, _, _ in plans]
+        for head, (_, model_config, _, _) in zip(heads[1:], plans[1:]):
+            if not averages_alike(head, heads[0]):
+                raise ConfigError(f"recipes: a {head.__name__} (head: {model_config.head}) cannot be averaged with the first "
+                                  f"recipe's {heads[0].__name__} (head: {plans[0][1].head}); give every recipe the same kind of head")
+        self.member_weights = [share for *_, share in plans] if self.recipes else None
+
+    def _build_net(self, modalities: Optional[list[ModalityConfig]] = None, model_config: Optional[ModelConfig] = None) -> MultimodalNet:
         info = {name: pre.encoder_info() for name, pre in self.preprocessors.items()}
-        net = MultimodalNet.build(self.modalities, self.model_config, info, self.task, self.target_encoder.n_outputs)
-        for m in self.modalities:  # frozen backbones: outputs cached per distinct input, on disk beside the feature cache
+        modalities, model_config = modalities or self.modalities, model_config or self.model_config
+        net = MultimodalNet.build(modalities, model_config, info, self.task, self.target_encoder.n_outputs)
+        for m in modalities:  # frozen backbones: outputs cached per distinct input, on disk beside the feature cache
             encoder = net.encoders[m.name] if m.name in net.encoders else None
             cache = getattr(encoder, "frozen_cache", None)
             if cache is None:
@@ -239,7 +285,8 @@ class MultimodalModel:
         """Network outputs for all rows, averaged over ensemble members and ``mc_samples`` dropout passes
         (``outputs.average_outputs``): ``output``, ``weights`` and ``uncertainty`` columns."""
         self._require_fitted()
-        return average_outputs(self.members, features, max(self.train_config.batch_size, 256), mc_samples, self.task, self.temperature)
+        return average_outputs(self.members, features, max(self.train_config.batch_size, 256), mc_samples, self.task, self.temperature,
+                               self.member_weights)
 
     def results(self, features: Features, mc_samples: int = 0) -> dict[str, Any]:
         """What every prediction path reports, per row: ``prediction`` (decoded labels or values), ``proba`` [n, K]
@@ -339,7 +386,7 @@ class MultimodalModel:
         return ModelSpec(
             modalities=self.modalities, model=self.model_config, task=self.task, target=self.target,
             classes=self.target_encoder.classes if self.task == "classification" else None,
-            temperature=self.temperature, na_values=self.na_values,
+            temperature=self.temperature, na_values=self.na_values, recipes=self.recipes,
         )
 
     def save(self, folder: str | Path) -> Path:
@@ -363,15 +410,16 @@ class MultimodalModel:
         folder = open_model_folder(folder, "model.json")
         spec = read_json(folder, "model.json", ModelSpec)
         train = read_json(folder, "train.json", TrainConfig)
-        model = cls(spec.modalities, spec.target, spec.model, train, spec.task, na_values=spec.na_values)
+        model = cls(spec.modalities, spec.target, spec.model, train, spec.task, na_values=spec.na_values, recipes=spec.recipes)
         load_preprocessors(model.preprocessors, folder)
         model.target_encoder = TargetEncoder(spec.task, spec.classes)
         model.temperature = spec.temperature
         tensors = read_tensors(folder)
-        n = train.ensemble
-        for i in range(n):
-            prefix = f"member{i}." if n > 1 else ""
-            net = model._build_net()
+        plans = model._plans()
+        model._check_heads(plans)
+        for i, (modalities, model_config, _, _) in enumerate(plans):
+            prefix = f"member{i}." if len(plans) > 1 else ""
+            net = model._build_net(modalities, model_config)
             load_state(net, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, folder)
             model.members.append(net.eval())
         return model

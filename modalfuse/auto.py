@@ -5,7 +5,11 @@ flattened, + a linear softmax, i.e. multinomial logistic regression, and a linea
 on the standardised features the preprocessors produce; the configured epochs, learning rate at least 3e-3), the configured recipe (concat
 fusion by default), late fusion, and for small data (under 2,000 training rows) a narrower, more regularised concat MLP. Every candidate is trained on k-1 folds and
 scored on the held-out fold (stratified for classification): accuracy over all out-of-fold predictions (ties: mean
-log loss), or the out-of-fold RMSE for regression. The test split is never read. The winner is then trained on all
+log loss), or the out-of-fold RMSE for regression. The test split is never read. Ensemble selection (Caruana et al.
+2004, as AutoGluon does) then adds candidates greedily, with replacement, to a weighted mean of their out-of-fold
+probabilities (``auto.ensemble_rounds`` rounds); where that mix scores better than the best single candidate on the same
+pooled out-of-fold predictions, the winner is that weighted ensemble (``recipes``), else the best candidate. Its
+cross-validated score is optimistic: the weights were chosen on the same predictions. The winner is then trained on all
 training rows as usual. Budget: ``auto.budget_s`` seconds or ``auto.max_trials`` candidates, linear baselines first.
 ``modalfuse train`` runs it by default for a config with no model section (``select(..., implicit=True)``).
 """
@@ -66,8 +70,9 @@ PORTFOLIO: list[Candidate] = [
 ]
 
 
-def derive(model, change: dict[str, Any]):
-    """A fresh MultimodalModel like ``model`` with ``change`` (modalities, model / train overrides) applied."""
+def derive(model, change: dict[str, Any], recipes: Optional[list] = None):
+    """A fresh MultimodalModel like ``model`` with ``change`` (modalities, model / train overrides) applied;
+    ``recipes``, a weighted ensemble's (``RecipeConfig``s)."""
     from .api import MultimodalModel
 
     model_cfg = model.model_config.model_dump()
@@ -77,7 +82,7 @@ def derive(model, change: dict[str, Any]):
         model_cfg["fusion"]["options"] = {}
     train_cfg = {**model.train_config.model_dump(), **change.get("train", {})}
     out = MultimodalModel(change.get("modalities", model.modalities), model.target, model_cfg, train_cfg,
-                          model.requested_task, model.on_error, None, model.na_values)
+                          model.requested_task, model.on_error, None, model.na_values, recipes=recipes)
     out.cache, out.callbacks = model.cache, list(model.callbacks)
     return out
 
@@ -123,7 +128,8 @@ def select(model, data: Any, options: Optional[AutoConfig] = None, log: Callable
     stratify = model.task == "classification" and y.value_counts().min() >= options.folds
     splitter = (StratifiedKFold if stratify else KFold)(options.folds, shuffle=True, random_state=options.seed)
     folds = list(splitter.split(frame, y if stratify else None))
-    rows, start, chosen = [], time.perf_counter(), None
+    rows, start, chosen, oof = [], time.perf_counter(), None, {}
+    classes = sorted(y.dropna().unique().tolist()) if model.task == "classification" else None
     n_train = int(len(frame) * (options.folds - 1) / options.folds)
     for label, baseline, make in PORTFOLIO:
         change = make(model, n_train, options)
@@ -136,11 +142,14 @@ def select(model, data: Any, options: Optional[AutoConfig] = None, log: Callable
             rows.append({"candidate": label, "skipped": "budget"})
             continue
         t0, correct, losses, sq = time.perf_counter(), 0, [], 0.0
+        pred = np.full((len(frame), len(classes)) if classes is not None else len(frame), np.nan)
         for k, (tr, va) in enumerate(folds):
             candidate = derive(model, change)
             candidate.train_config = candidate.train_config.model_copy(update={"progress": False})
             candidate.fit(Table(frame.iloc[tr], table, base))
-            metrics = candidate.evaluate(Table(frame.iloc[va], table, base))
+            features = candidate.featurize(Table(frame.iloc[va], table, base))
+            metrics = candidate.evaluate(features)
+            _out_of_fold(pred, candidate, features, classes)
             if model.task == "classification":
                 correct += round(metrics["accuracy"] * metrics["n"])
                 losses.append(metrics.get("log_loss", math.nan))
@@ -152,11 +161,98 @@ def select(model, data: Any, options: Optional[AutoConfig] = None, log: Callable
         else:
             row.update(cv_rmse=math.sqrt(sq / len(frame)))
         rows.append(row)
+        oof[label] = (pred, change)
         log(f"auto: {label}: " + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("cv_")) + f" ({row['seconds']} s)")
         if chosen is None or _better(row, chosen[0], model.task):
             chosen = (row, change)
+    mix = ensemble(model, oof, y, classes, chosen[0]["candidate"], options.ensemble_rounds)
+    if mix is not None:
+        row, recipes = mix
+        rows.append(row)
+        log(f"auto: {row['candidate']}: " + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("cv_")))
+        row["chosen"] = True
+        return derive(model, oof[recipes[0][0]][1], [recipe for _, recipe in recipes]), rows
     chosen[0]["chosen"] = True
     return derive(model, chosen[1]), rows
+
+
+def _out_of_fold(pred: np.ndarray, candidate, features, classes: Optional[list]) -> None:
+    """Write a fitted fold model's predictions on its held-out rows (``features.rows``) into ``pred``: the class
+    probabilities in the order of ``classes`` (a class the fold never saw stays 0), or the predicted values."""
+    res = candidate.results(features)
+    rows = np.asarray(features.rows, dtype=int)
+    if classes is None:
+        pred[rows] = np.asarray(res["prediction"], dtype=float)
+        return
+    pred[rows] = 0.0
+    for j, cls in enumerate(candidate.target_encoder.classes):
+        pred[rows, classes.index(cls)] = res["proba"][:, j]
+
+
+def _score(pred: np.ndarray, y: np.ndarray, classification: bool) -> tuple[float, float]:
+    """Larger is better: (accuracy, −log loss) of probabilities, or (−RMSE, 0) of predictions; y as class indices."""
+    if classification:
+        p = np.clip(pred[np.arange(len(y)), y], 1e-12, 1.0)
+        return float((pred.argmax(axis=1) == y).mean()), float(np.log(p).mean())
+    return -float(np.sqrt(((pred - y) ** 2).mean())), 0.0
+
+
+def greedy_selection(preds: list[np.ndarray], y: np.ndarray, classification: bool, rounds: int) -> tuple[list[int], tuple]:
+    """Caruana et al. (2004) ensemble selection: each round adds (with replacement) the prediction whose addition to
+    the running mean scores best; returns the counts per prediction of the best-scoring prefix and its score."""
+    counts, total, current, best = [0] * len(preds), 0, None, None
+    for _ in range(rounds):
+        step = None
+        for i, p in enumerate(preds):
+            trial = p if current is None else (current * total + p) / (total + 1)
+            score = _score(trial, y, classification)
+            if step is None or score > step[0]:
+                step = (score, i, trial)
+        counts[step[1]] += 1
+        total, current = total + 1, step[2]
+        if best is None or step[0] > best[1]:
+            best = (list(counts), step[0])
+    return best
+
+
+def ensemble(model, oof: dict[str, tuple[np.ndarray, dict]], y, classes: Optional[list], single: str, rounds: int):
+    """(table row, [(label, RecipeConfig)]) of the weighted ensemble ensemble selection finds over the candidates whose
+    heads combine with the best single one's, where it beats that candidate on the pooled out-of-fold predictions;
+    else None."""
+    from .config import RecipeConfig
+    from .heads import HEADS, averages_alike, resolve_head
+
+    if rounds < 2 or len(oof) < 2:
+        return None
+    classification = classes is not None
+    n_out = len(classes) if classification else 1
+
+    def head_class(change: dict):
+        cfg = derive(model, change).model_config
+        return HEADS.get(resolve_head(model.task, n_out, cfg.head))
+
+    first = head_class(oof[single][1])
+    labels = [label for label, (_, change) in oof.items() if averages_alike(head_class(change), first)]
+    covered = np.all([np.isfinite(oof[label][0]).reshape(len(y), -1).all(axis=1) for label in labels], axis=0)
+    target = np.array([classes.index(v) for v in y[covered]]) if classification else y[covered].to_numpy(float)
+    preds = [oof[label][0][covered] for label in labels]
+    counts, score = greedy_selection(preds, target, classification, rounds)
+    if sum(1 for c in counts if c) < 2 or score <= _score(preds[labels.index(single)], target, classification):
+        return None
+    recipes = []
+    for label, count in sorted(zip(labels, counts), key=lambda lc: -lc[1]):
+        if count:
+            member = derive(model, oof[label][1])
+            recipes.append((label, RecipeConfig(label=label, weight=count / sum(counts), model=member.model_config,
+                                                encoders={m.name: m.encoder for m in member.modalities},
+                                                train=oof[label][1].get("train", {}))))
+    name = "weighted ensemble (" + ", ".join(f"{r.label} {r.weight:.2f}" for _, r in recipes) + ")"
+    row: dict[str, Any] = {"candidate": name, "baseline": False, "seconds": 0.0, "pooled": True}
+    if classification:
+        row.update(cv_accuracy=score[0], cv_log_loss=-score[1])
+    else:
+        row.update(cv_rmse=-score[0])
+    return row, recipes
 
 
 def _better(row: dict, best: dict, task: str) -> bool:
@@ -174,5 +270,6 @@ def markdown(rows: list[dict], options: AutoConfig) -> str:
         if r.get("skipped"):
             lines.append(f"| {r['candidate']} | " + " | ".join("" for _ in keys) + f" | | skipped ({r['skipped']}) |")
         else:
-            lines.append(f"| {r['candidate']} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + f" | {r['seconds']} | {'chosen' if r.get('chosen') else ''} |")
+            seconds = "pooled out-of-fold" if r.get("pooled") else r["seconds"]
+            lines.append(f"| {r['candidate']} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + f" | {seconds} | {'chosen' if r.get('chosen') else ''} |")
     return "\n".join(lines) + "\n"

@@ -321,6 +321,21 @@ class AutoConfig(_Strict):
     seed: int = Field(0, description="Fold assignment seed.")
     small_rows: int = Field(2000, gt=0, description="Below this many training rows the portfolio adds a smaller MLP.")
     min_rows: int = Field(100, ge=2, description="With preset unset: fewer training rows train the default recipe without a search.")
+    ensemble_rounds: int = Field(25, ge=0, description="Ensemble selection (Caruana et al. 2004): this many greedy rounds, "
+                                 "with replacement, over the candidates' out-of-fold predictions give a weighted ensemble "
+                                 "(recipes:), chosen only where it beats the best single candidate; 0: the best single one.")
+
+
+class RecipeConfig(_Strict):
+    """One recipe of a weighted ensemble (``recipes:``), e.g. written by preset: auto's ensemble selection. Recipes
+    share the modalities' data settings (columns, options), so one preprocessing; each trains its own network(s)."""
+
+    label: str = Field("", description="A name for the recipe (reports and model cards).")
+    weight: float = Field(gt=0, description="Its share of the mixture of predicted probabilities (weights are normalised).")
+    encoders: dict[str, EncoderConfig] = Field(default_factory=dict, description="Modality name → its encoder in this recipe; "
+                                               "modalities not named keep modalities[].encoder.")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: dict[str, Any] = Field(default_factory=dict, description="Changes to the train section for this recipe (e.g. lr).")
 
 
 class Config(_Strict):
@@ -335,6 +350,8 @@ class Config(_Strict):
         "portfolio (modalfuse/auto.py); none: train the configured one; unset: auto where the config has no model section "
         "and the training table at least auto.min_rows rows, else none.")
     auto: AutoConfig = Field(default_factory=AutoConfig)
+    recipes: list[RecipeConfig] = Field(default_factory=list, description="A weighted ensemble of recipes: given, they "
+        "replace the model section; each recipe's network averages into the prediction by its weight.")
     search: Optional[dict[str, Any]] = Field(None, description="Parameter spaces for `modalfuse tune` (modalfuse.tune.space); train ignores it.")
 
     @model_validator(mode="after")
@@ -343,6 +360,8 @@ class Config(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"modality names must be unique; repeated: {sorted(dup)}")
+        if self.recipes and self.preset == "auto":
+            raise ValueError("recipes: a weighted ensemble is a chosen recipe; preset: auto would choose another (drop one of them)")
         return self
 
 
@@ -356,6 +375,7 @@ class ModelSpec(_Strict):
     classes: Optional[list[Any]] = None
     temperature: float = Field(1.0, gt=0, description="Softmax temperature fitted by calibrate() (1 = none).")
     na_values: list[str] = Field(default_factory=list, description="Cell texts read as missing besides the empty cell (data.na_values at training).")
+    recipes: list[RecipeConfig] = Field(default_factory=list, description="The weighted ensemble's recipes (empty: one recipe, model).")
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> Config:

@@ -28,18 +28,25 @@ def test_portfolio_scores_baselines_and_picks_the_best(one_torch_thread):
     labels = [r["candidate"] for r in rows]
     assert labels[:2] == ["linear logistic (identity encoders)", "linear margin (identity encoders)"]
     assert {"configured recipe", "late fusion MLP", "small concat MLP"} <= set(labels)
-    best = max(rows, key=lambda r: (r["cv_accuracy"], -r["cv_log_loss"]))
-    assert best.get("chosen") and sum(bool(r.get("chosen")) for r in rows) == 1
-    assert all(0 <= r["cv_accuracy"] <= 1 for r in rows)
-    if best["candidate"].startswith("linear"):
-        assert {m.encoder.name for m in chosen.modalities} == {"identity"} and chosen.model_config.head_hidden == 0
+    assert sum(bool(r.get("chosen")) for r in rows) == 1 and all(0 <= r["cv_accuracy"] <= 1 for r in rows)
+    singles = [r for r in rows if not r.get("pooled")]
+    best = max(singles, key=lambda r: (r["cv_accuracy"], -r["cv_log_loss"]))
+    if best.get("chosen"):
+        assert not chosen.recipes and len(singles) == len(rows)
+        if best["candidate"].startswith("linear"):
+            assert {m.encoder.name for m in chosen.modalities} == {"identity"} and chosen.model_config.head_hidden == 0
+    else:  # a weighted ensemble of several candidates beat the best single one on the out-of-fold predictions
+        assert rows[-1].get("chosen") and rows[-1]["candidate"].startswith("weighted ensemble")
+        assert len(chosen.recipes) >= 2 and {r.label for r in chosen.recipes} <= set(labels)
+        assert abs(sum(r.weight for r in chosen.recipes) - 1) < 1e-9
     assert not chosen.members  # chosen, not yet trained on all rows
 
 
 def test_trial_budget_keeps_the_baselines(one_torch_thread):
     _, rows = select(_model(), distributed_job.table(90, 0), AutoConfig(folds=2, max_trials=1))
-    assert [r["candidate"] for r in rows if not r.get("skipped")] == ["linear logistic (identity encoders)", "linear margin (identity encoders)"]
-    assert all(r["skipped"] == "budget" for r in rows[2:]) and len(rows) == 5
+    assert [r["candidate"] for r in rows if not r.get("skipped") and not r.get("pooled")] == \
+        ["linear logistic (identity encoders)", "linear margin (identity encoders)"]
+    assert [r["skipped"] for r in rows if r.get("skipped")] == ["budget"] * 3 and len(rows) in (5, 6)
 
 
 def test_cli_train_with_auto_writes_the_choice(tmp_path, capsys, one_torch_thread):

@@ -68,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, model, train, val, test = _experiment(args)
     auto_rows = None
-    implicit = cfg.preset is None and "model" not in cfg.model_fields_set  # the newcomer's default: no recipe chosen
+    implicit = cfg.preset is None and "model" not in cfg.model_fields_set and not cfg.recipes  # the newcomer's default: no recipe chosen
     if cfg.preset == "auto" or implicit:  # every rank runs the same cross-validation, so that all agree on the recipe
         from ..auto import select
 
@@ -101,6 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 from ..auto import markdown
 
                 resolved.model, resolved.train, resolved.preset = model.model_config, model.train_config, "none"
+                resolved.recipes = model.recipes
                 write_config(resolved, run / "auto_choice.yaml")  # the chosen recipe, to train again without the search
                 (run / "auto.md").write_text(markdown(auto_rows, cfg.auto))
             # the test table is checked (columns, files, classes, targets) before training, not after it

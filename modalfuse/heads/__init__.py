@@ -20,6 +20,11 @@ def resolve_head(task: str, n_outputs: int, kind: str = "default") -> str:
     return kind
 
 
+def averages_alike(a: type, b: type) -> bool:
+    """Whether outputs of heads of classes ``a`` and ``b`` combine by one ``average`` (e.g. multiclass and margin)."""
+    return all(getattr(a, name, None) is getattr(b, name, None) for name in ("average", "proba", "predict", "outputs"))
+
+
 def make_head(
     task: str, n_outputs: int, in_dim: int | None, hidden: int, dropout: float, kind: str = "default",
     options: dict | None = None,
@@ -31,4 +36,4 @@ def make_head(
 
 
 __all__ = ["HEADS", "Head", "BinaryHead", "MulticlassHead", "EvidentialHead", "GaussianHead", "MarginHead", "RegressionHead",
-           "make_head", "resolve_head"]
+           "averages_alike", "make_head", "resolve_head"]

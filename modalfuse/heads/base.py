@@ -44,9 +44,17 @@ class Head(nn.Module):
             with torch.no_grad():
                 last.bias[0] = value
 
-    def average(self, outputs: list[torch.Tensor]) -> torch.Tensor:
-        """Combine the outputs of ensemble members or dropout passes (default: their mean)."""
-        return outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(dim=0)
+    def average(self, outputs: list[torch.Tensor], weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Combine the outputs of ensemble members or dropout passes (default: their mean; ``weights``, one per
+        output and summing to 1, weigh it)."""
+        return outputs[0] if len(outputs) == 1 else mean(torch.stack(outputs), weights)
+
+
+def mean(stacked: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The mean over the first dimension, weighted by ``weights`` (summing to 1) where given."""
+    if weights is None:
+        return stacked.mean(dim=0)
+    return (weights.to(stacked.dtype).reshape(-1, *[1] * (stacked.dim() - 1)) * stacked).sum(dim=0)
 
 
 HEADS: Registry[Head] = Registry("head", fixed=("in_dim", "hidden", "n_outputs", "dropout"))

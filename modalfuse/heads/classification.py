@@ -4,7 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import HEADS, Head
+from typing import Optional
+
+from .base import HEADS, Head, mean
 
 
 @HEADS.register("binary")
@@ -24,11 +26,11 @@ class BinaryHead(Head):
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return (out[:, 0] > 0).long()
 
-    def average(self, outputs: list[torch.Tensor]) -> torch.Tensor:
-        """The logit of the mean probability."""
+    def average(self, outputs: list[torch.Tensor], weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The logit of the (weighted) mean probability."""
         if len(outputs) == 1:
             return outputs[0]
-        return torch.logit(torch.stack([torch.sigmoid(o) for o in outputs]).mean(dim=0), eps=1e-7)
+        return torch.logit(mean(torch.stack([torch.sigmoid(o) for o in outputs]), weights), eps=1e-7)
 
 
 @HEADS.register("multiclass")
@@ -46,8 +48,8 @@ class MulticlassHead(Head):
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out.argmax(dim=1)
 
-    def average(self, outputs: list[torch.Tensor]) -> torch.Tensor:
-        """Log of the mean probability (softmax of it gives the mean probability back)."""
+    def average(self, outputs: list[torch.Tensor], weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Log of the (weighted) mean probability (softmax of it gives the mean probability back)."""
         if len(outputs) == 1:
             return outputs[0]
-        return torch.stack([torch.softmax(o, dim=1) for o in outputs]).mean(dim=0).clamp(min=1e-12).log()
+        return mean(torch.stack([torch.softmax(o, dim=1) for o in outputs]), weights).clamp(min=1e-12).log()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import HEADS, Head
-from typing import Annotated
+from .base import HEADS, Head, mean
+from typing import Annotated, Optional
 
 from pydantic import Field
 
@@ -33,14 +33,18 @@ class GaussianHead(Head):
     def predict(self, out: torch.Tensor) -> torch.Tensor:
         return out[:, 0]
 
-    def average(self, outputs: list[torch.Tensor]) -> torch.Tensor:
-        """Moment-matched mixture: mean of means; mean variance plus variance of the means."""
+    def average(self, outputs: list[torch.Tensor], weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Moment-matched (weighted) mixture: mean of means; mean variance plus variance of the means."""
         if len(outputs) == 1:
             return outputs[0]
         stacked = torch.stack(outputs)
         means, variances = stacked[..., 0], stacked[..., 1].clamp(-12, 12).exp()
-        var = variances.mean(dim=0) + means.var(dim=0, unbiased=False)
-        return torch.stack([means.mean(dim=0), var.log()], dim=1)
+        if weights is None:
+            var, centre = variances.mean(dim=0) + means.var(dim=0, unbiased=False), means.mean(dim=0)
+        else:
+            centre = mean(means, weights)
+            var = mean(variances, weights) + mean((means - centre) ** 2, weights)
+        return torch.stack([centre, var.log()], dim=1)
 
     @staticmethod
     def variance(out: torch.Tensor) -> torch.Tensor:
