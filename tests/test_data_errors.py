@@ -319,3 +319,17 @@ def test_file_bytes_decode_like_files_and_bad_bytes_raise(tmp_path) -> None:
     np.testing.assert_array_equal(audio.decode((wav,), None), audio.decode((str(tmp_path / "a.wav"),), None))
     with pytest.raises(DataError, match="truncated WAV"):
         audio.decode((wav[: len(wav) // 2],), None)
+
+
+def test_numbers_written_as_text_are_judged_as_numbers():
+    """A label column of object dtype whose every value is a number ("0", "2.5") is read as those numbers, not called
+    ambiguous with an empty list of text values."""
+    import pandas as pd
+
+    from modalfuse.data import infer_task
+    from modalfuse.errors import ConfigError
+
+    assert infer_task(pd.Series(["0", "1", "2", "1"], name="y")) == "classification"
+    assert infer_task(pd.Series(["0.5", "1.25", "2.75", "3.5"], name="y")) == "regression"
+    with pytest.raises(ConfigError, match=r"3 of 4 values are numbers but others are text \(\['x'\]\)"):
+        infer_task(pd.Series(["0", "1", "x", "2"], name="y"))

@@ -85,3 +85,31 @@ def test_cli_trains_a_config_with_recipes_and_refuses_them_beside_auto(tmp_path,
     (tmp_path / "auto.yaml").write_text(yaml.safe_dump({**cfg, "preset": "auto"}))
     assert main(["train", str(tmp_path / "auto.yaml"), "--run-dir", str(tmp_path / "runs2")]) == 2
     assert "recipes: a weighted ensemble is a chosen recipe" in capsys.readouterr().err
+
+
+def test_bundle_and_server_give_the_weighted_mixture(tmp_path, one_torch_thread):
+    from fastapi.testclient import TestClient
+
+    from modalfuse.serve import export_bundle, load_bundle
+    from modalfuse.serve.app import create_app
+    from modalfuse.serve.onnx import OnnxExportError, export_onnx
+
+    train, test = distributed_job.table(120, 0), distributed_job.table(5, 1)
+    model = MultimodalModel(MODS, "label", None, TRAIN, task="classification", recipes=_recipes()).fit(train)
+    export_bundle(model, tmp_path / "b")
+    card = (tmp_path / "b" / "card.json").read_text()
+    assert '"label": "late, wider"' in card and '"weight": 3' in card
+    served = load_bundle(tmp_path / "b")
+    expected = model.predict_frame(test)
+    assert served.model.member_weights == [0.75, 0.25]
+    np.testing.assert_allclose(served.model.predict_proba(test), model.predict_proba(test), atol=1e-6)
+    records = [{m: [float(test[c].iloc[i]) for c in cols] for m, cols in distributed_job.COLUMNS.items()} for i in range(len(test))]
+    with TestClient(create_app(tmp_path / "b")) as client:
+        r = client.post("/predict", json={"records": records})
+    assert r.status_code == 200, r.text
+    for i, res in enumerate(r.json()["results"]):
+        assert res["prediction"] == expected["prediction"].iloc[i]
+        for cls, p in res["probabilities"].items():
+            assert np.isclose(p, expected[f"proba_{cls}"].iloc[i], atol=1e-6)
+    with pytest.raises(OnnxExportError, match="ensemble of 2 members"):
+        export_onnx(model, tmp_path / "m.onnx")

@@ -33,8 +33,10 @@ def infer_task(values: pd.Series, table: str | None = None) -> Task:
         numeric = int(as_numbers.notna().sum())
         if numeric == 0:
             return "classification"
-        text = sorted({str(v) for v, n in zip(present, as_numbers) if pd.isna(n)})[:5]
-        _ambiguous(column, table, f"{numeric} of {len(present)} values are numbers but others are text ({text})")
+        if numeric < len(present):
+            text = sorted({str(v) for v, n in zip(present, as_numbers) if pd.isna(n)})[:5]
+            _ambiguous(column, table, f"{numeric} of {len(present)} values are numbers but others are text ({text})")
+        present = as_numbers  # every label is a number written as text ("0", "1.5"): judged as the numbers
     numbers = present.to_numpy(dtype=float)
     fractional = np.mod(numbers, 1) != 0
     distinct = present.nunique()

@@ -146,6 +146,7 @@ def export_bundle(
             "classes": model.target_encoder.classes if model.task == "classification" else None,
             "modalities": [m.model_dump(mode="json") for m in model.modalities],
             "model": model.model_config.model_dump(mode="json"),
+            "recipes": [r.model_dump(mode="json") for r in model.recipes],
             "training": {"config": model.train_config.model_dump(mode="json"), "temperature": model.temperature},
             "versions": _versions(),
             "data": _data_description(run, data_files),
