@@ -97,7 +97,7 @@ def select(model, data: Any, options: Optional[AutoConfig] = None, log: Callable
     from sklearn.model_selection import KFold, StratifiedKFold
 
     from .data import infer_task
-    from .data.readers import Table, as_frame
+    from .data.readers import as_frame
     from .data.storage import choose_storage
     from .data.target import require_target
     from .errors import ConfigError
@@ -128,41 +128,21 @@ def select(model, data: Any, options: Optional[AutoConfig] = None, log: Callable
     stratify = model.task == "classification" and y.value_counts().min() >= options.folds
     splitter = (StratifiedKFold if stratify else KFold)(options.folds, shuffle=True, random_state=options.seed)
     folds = list(splitter.split(frame, y if stratify else None))
-    rows, start, chosen, oof = [], time.perf_counter(), None, {}
     classes = sorted(y.dropna().unique().tolist()) if model.task == "classification" else None
     n_train = int(len(frame) * (options.folds - 1) / options.folds)
-    for label, baseline, make in PORTFOLIO:
-        change = make(model, n_train, options)
-        if change is None:
-            continue
-        tried = sum(1 for r in rows if not r.get("skipped"))
-        over = (options.budget_s is not None and time.perf_counter() - start > options.budget_s) or \
-               (options.max_trials is not None and tried >= options.max_trials)
-        if over and not baseline:
+    candidates = [(label, baseline, change) for label, baseline, make in PORTFOLIO
+                  if (change := make(model, n_train, options)) is not None]
+    run = _on_ray if options.engine == "ray" else _locally
+    scores = run(model, candidates, (frame, table, base), folds, classes, options, log)
+    rows, chosen, oof = [], None, {}
+    for label, baseline, change in candidates:
+        if label not in scores:
             rows.append({"candidate": label, "skipped": "budget"})
             continue
-        t0, correct, losses, sq = time.perf_counter(), 0, [], 0.0
-        pred = np.full((len(frame), len(classes)) if classes is not None else len(frame), np.nan)
-        for k, (tr, va) in enumerate(folds):
-            candidate = derive(model, change)
-            candidate.train_config = candidate.train_config.model_copy(update={"progress": False})
-            candidate.fit(Table(frame.iloc[tr], table, base))
-            features = candidate.featurize(Table(frame.iloc[va], table, base))
-            metrics = candidate.evaluate(features)
-            _out_of_fold(pred, candidate, features, classes)
-            if model.task == "classification":
-                correct += round(metrics["accuracy"] * metrics["n"])
-                losses.append(metrics.get("log_loss", math.nan))
-            else:
-                sq += metrics["mse"] * metrics["n"]
-        row = {"candidate": label, "baseline": baseline, "seconds": round(time.perf_counter() - t0, 1)}
-        if model.task == "classification":
-            row.update(cv_accuracy=correct / len(frame), cv_log_loss=float(np.nanmean(losses)) if losses else math.nan)
-        else:
-            row.update(cv_rmse=math.sqrt(sq / len(frame)))
+        row, pred = scores[label]
+        row = {"candidate": label, "baseline": baseline, **row}
         rows.append(row)
         oof[label] = (pred, change)
-        log(f"auto: {label}: " + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("cv_")) + f" ({row['seconds']} s)")
         if chosen is None or _better(row, chosen[0], model.task):
             chosen = (row, change)
     mix = ensemble(model, oof, y, classes, chosen[0]["candidate"], options.ensemble_rounds)
@@ -174,6 +154,114 @@ def select(model, data: Any, options: Optional[AutoConfig] = None, log: Callable
         return derive(model, oof[recipes[0][0]][1], [recipe for _, recipe in recipes]), rows
     chosen[0]["chosen"] = True
     return derive(model, chosen[1]), rows
+
+
+def _log_row(log: Callable[[str], None], label: str, row: dict) -> None:
+    log(f"auto: {label}: " + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("cv_")) + f" ({row['seconds']} s)")
+
+
+def _locally(model, candidates: list, data: tuple, folds: list, classes: Optional[list], options: AutoConfig,
+             log: Callable[[str], None]) -> dict[str, tuple[dict, np.ndarray]]:
+    """{label: (scores, out-of-fold predictions)} of the candidates, one after another in this process; after the
+    budget (seconds or trials) only the linear baselines still run."""
+    out, start = {}, time.perf_counter()
+    for label, baseline, change in candidates:
+        over = (options.budget_s is not None and time.perf_counter() - start > options.budget_s) or \
+               (options.max_trials is not None and len(out) >= options.max_trials)
+        if over and not baseline:
+            continue
+        out[label] = cross_validate(model, change, data, folds, classes)
+        _log_row(log, label, out[label][0])
+    return out
+
+
+def _on_ray(model, candidates: list, data: tuple, folds: list, classes: Optional[list], options: AutoConfig,
+            log: Callable[[str], None]) -> dict[str, tuple[dict, np.ndarray]]:
+    """The same on Ray Tune (``auto.engine: ray``): one trial per candidate, one CPU each, in parallel on a local Ray
+    or the cluster at ``auto.address``; the linear baselines first with no budget, then the rest within what is left
+    of ``auto.budget_s`` (Ray's experiment time budget) and ``auto.max_trials``."""
+    import os
+    import shutil
+    import tempfile
+
+    from .errors import ConfigError
+
+    try:
+        import ray
+        from ray import tune
+    except ModuleNotFoundError:
+        raise ConfigError("auto.engine: ray needs Ray Tune; pip install 'modalfuse[tune]'") from None
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    ray.init(address=options.address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+             **({} if options.address else {"num_cpus": os.cpu_count()}))
+    from .tune.sweep import trial_folder
+
+    changes = {label: change for label, _, change in candidates}
+    trainable = tune.with_resources(tune.with_parameters(_trial, model=model, changes=changes, data=data, folds=folds, classes=classes),
+                                    {"cpu": 1})
+    storage, out, start = tempfile.mkdtemp(prefix="modalfuse-auto-"), {}, time.perf_counter()
+    try:
+        baselines = [c for c in candidates if c[1]]
+        others = [c for c in candidates if not c[1]]
+        if options.max_trials is not None:
+            others = others[:max(0, options.max_trials - len(baselines))]
+        for i, (batch, budget) in enumerate(((baselines, None), (others, options.budget_s))):
+            if budget is not None:
+                budget -= time.perf_counter() - start
+            if not batch or (budget is not None and budget <= 0):
+                continue
+            tuner = tune.Tuner(trainable, param_space={"candidate": tune.grid_search([label for label, _, _ in batch])},
+                               tune_config=tune.TuneConfig(time_budget_s=budget, reuse_actors=True, trial_dirname_creator=trial_folder),
+                               run_config=tune.RunConfig(name=f"auto{i}", storage_path=storage, verbose=0))
+            for result in tuner.fit():
+                if result.error is None and result.metrics and "out_of_fold" in result.metrics:
+                    m = result.metrics
+                    row = {k: m[k] for k in ("seconds", "cv_accuracy", "cv_log_loss", "cv_rmse") if k in m}
+                    out[result.config["candidate"]] = (row, np.asarray(m["out_of_fold"], dtype=float))
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+    out = {label: out[label] for label, _, _ in candidates if label in out}  # portfolio order, as the local engine
+    for label, (row, _) in out.items():
+        _log_row(log, label, row)
+    return out
+
+
+def _trial(config: dict, model, changes: dict, data: tuple, folds: list, classes: Optional[list]) -> dict:
+    """One Ray Tune trial: the candidate's cross-validation, one torch thread (the trial holds one CPU)."""
+    import torch
+
+    torch.set_num_threads(1)
+    row, pred = cross_validate(model, changes[config["candidate"]], data, folds, classes)
+    return {**row, "out_of_fold": np.where(np.isnan(pred), None, pred).tolist()}
+
+
+def cross_validate(model, change: dict, data: tuple, folds: list, classes: Optional[list]) -> tuple[dict, np.ndarray]:
+    """(scores, out-of-fold predictions) of the candidate ``change`` of ``model``: fitted on k−1 folds of ``data``
+    (frame, table name, base folder), scored on the held-out one; accuracy over all rows and the mean per-fold log
+    loss, or the RMSE."""
+    from .data.readers import Table
+
+    frame, table, base = data
+    t0, correct, losses, sq = time.perf_counter(), 0, [], 0.0
+    pred = np.full((len(frame), len(classes)) if classes is not None else len(frame), np.nan)
+    for tr, va in folds:
+        candidate = derive(model, change)
+        candidate.train_config = candidate.train_config.model_copy(update={"progress": False})
+        candidate.fit(Table(frame.iloc[tr], table, base))
+        features = candidate.featurize(Table(frame.iloc[va], table, base))
+        metrics = candidate.evaluate(features)
+        _out_of_fold(pred, candidate, features, classes)
+        if classes is not None:
+            correct += round(metrics["accuracy"] * metrics["n"])
+            losses.append(metrics.get("log_loss", math.nan))
+        else:
+            sq += metrics["mse"] * metrics["n"]
+    row: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1)}
+    if classes is not None:
+        row.update(cv_accuracy=correct / len(frame), cv_log_loss=float(np.nanmean(losses)) if losses else math.nan)
+    else:
+        row.update(cv_rmse=math.sqrt(sq / len(frame)))
+    return row, pred
 
 
 def _out_of_fold(pred: np.ndarray, candidate, features, classes: Optional[list]) -> None:

@@ -321,6 +321,9 @@ class AutoConfig(_Strict):
     seed: int = Field(0, description="Fold assignment seed.")
     small_rows: int = Field(2000, gt=0, description="Below this many training rows the portfolio adds a smaller MLP.")
     min_rows: int = Field(100, ge=2, description="With preset unset: fewer training rows train the default recipe without a search.")
+    engine: Literal["local", "ray"] = Field("local", description="local: candidates one after another in this process; "
+                                            "ray: one Ray Tune trial per candidate, in parallel (extra tune).")
+    address: Optional[str] = Field(None, description="With engine: ray, the Ray cluster to run on (default: a local Ray).")
     ensemble_rounds: int = Field(25, ge=0, description="Ensemble selection (Caruana et al. 2004): this many greedy rounds, "
                                  "with replacement, over the candidates' out-of-fold predictions give a weighted ensemble "
                                  "(recipes:), chosen only where it beats the best single candidate; 0: the best single one.")

@@ -139,3 +139,41 @@ def test_a_signal_during_the_search_exits_with_its_code_and_writes_nothing(tmp_p
     err = capsys.readouterr().err
     assert code == 143 and "stopped by SIGTERM while choosing the recipe (preset: auto); nothing was written" in err
     assert run == tmp_path  # no run folder
+
+
+RAY_SCRIPT = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import torch
+torch.set_num_threads(1)
+import distributed_job
+from test_auto import _model
+from modalfuse.auto import select
+from modalfuse.config import AutoConfig
+out = {{}}
+for engine in ("local", "ray"):
+    _, rows = select(_model(), distributed_job.table(90, 0), AutoConfig(folds=2, max_trials=3, engine=engine, ensemble_rounds=0))
+    out[engine] = [{{k: v for k, v in r.items() if k != "seconds"}} for r in rows]
+print("ROWS " + json.dumps(out))
+"""
+
+
+def test_ray_engine_scores_the_candidates_as_the_local_one(tmp_path):
+    """auto.engine: ray runs one Ray Tune trial per candidate (in a subprocess here, with a timeout): the same
+    out-of-fold scores as one after another in this process, and the trial budget skips the same candidates."""
+    import json
+    import os
+    import subprocess
+
+    import pytest
+
+    pytest.importorskip("ray.tune")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_DEDUP_LOGS": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", RAY_SCRIPT.format(tests=str(HERE))], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=420)
+    line = next((s for s in done.stdout.splitlines() if s.startswith("ROWS ")), None)
+    assert done.returncode == 0 and line, done.stdout[-2000:] + done.stderr[-3000:]
+    rows = json.loads(line[5:])
+    assert rows["ray"] == rows["local"]
+    assert [r["candidate"] for r in rows["ray"] if r.get("skipped")] == ["late fusion MLP", "small concat MLP"]
