@@ -104,3 +104,24 @@ def test_a_deferred_signal_reaches_the_trainer_and_a_second_one_stops_at_once():
             assert stop.value.exit_code == 130
         finally:
             interrupt.undefer(target)
+
+
+def test_a_run_saved_before_settings_were_added_resumes(setup, tmp_path):
+    """A run folder whose config.yaml predates settings the library added since (here auto.ensemble_rounds,
+    auto.engine, auto.address, recipes) resumes: missing settings take their defaults, as the config's do."""
+    import shutil
+
+    import yaml
+
+    folder, cfg, reference = setup
+    (ref,) = (folder / "ref").iterdir()
+    run = tmp_path / "old"
+    shutil.copytree(ref, run)
+    (run / "model").unlink() if (run / "model").is_file() else shutil.rmtree(run / "model")
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    for key in ("ensemble_rounds", "engine", "address"):
+        del saved["auto"][key]
+    del saved["recipes"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    assert main(["train", str(cfg), "--resume", str(run)]) == 0
+    assert (run / "model" / "weights.safetensors").read_bytes() == reference

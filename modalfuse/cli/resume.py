@@ -24,6 +24,12 @@ def resume_folder(path: str, resolved) -> Path:
         saved = yaml.safe_load(saved_path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"--resume: cannot read {saved_path} ({err})") from None
+    try:  # settings added to the library since the run was saved take their defaults, as the config being used does
+        from ..config import parse_config
+
+        saved = json.loads(parse_config(saved, str(saved_path)).model_dump_json())
+    except ConfigError:
+        pass  # a setting since removed or changed: the comparison below names it
     diff = _first_difference(saved, json.loads(resolved.model_dump_json()))
     if diff is not None:
         key, old, new = diff
