@@ -214,6 +214,8 @@ def _on_ray(model, candidates: list, data: tuple, folds: list, classes: Optional
                                tune_config=tune.TuneConfig(time_budget_s=budget, reuse_actors=True, trial_dirname_creator=trial_folder),
                                run_config=tune.RunConfig(name=f"auto{i}", storage_path=storage, verbose=0))
             for result in tuner.fit():
+                if result.error is not None:  # the time budget stops trials without an error; this is the candidate's
+                    raise RuntimeError(f"auto: candidate {result.config['candidate']!r} failed on Ray Tune: {result.error}")
                 if result.error is None and result.metrics and "out_of_fold" in result.metrics:
                     m = result.metrics
                     row = {k: m[k] for k in ("seconds", "cv_accuracy", "cv_log_loss", "cv_rmse") if k in m}

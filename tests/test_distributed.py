@@ -78,7 +78,8 @@ def test_cli_under_torchrun_writes_one_run_folder(tmp_path):
         distributed_job.table(n, seed).to_csv(tmp_path / name, index=False)
     cfg = {"data": {"train": "train.csv", "test": "test.csv", "target": "label", "task": "classification", "cache_dir": "none"},
            "modalities": [{"name": m, "kind": "vector", "columns": c, "encoder": {"dim": 8}} for m, c in distributed_job.COLUMNS.items()],
-           "train": {"max_epochs": 3, "batch_size": 32, "patience": 0, "progress": False, "threads": 1}}
+           "train": {"max_epochs": 3, "batch_size": 32, "patience": 0, "progress": False, "threads": 1},
+           "preset": "none"}  # one network under torchrun (the recipe search has its own tests)
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "modalfuse.cli", "train", str(tmp_path / "cfg.yaml"), "--run-dir", str(tmp_path / "runs")]

@@ -25,7 +25,8 @@ def _config(tmp_path: Path, **train) -> Path:
         distributed_job.table(n, seed).to_csv(tmp_path / name, index=False)
     cfg = {"data": {"train": "train.csv", "test": "test.csv", "target": "label", "task": "classification", "cache_dir": "none"},
            "modalities": [{"name": m, "kind": "vector", "columns": c, "encoder": {"dim": 8}} for m, c in distributed_job.COLUMNS.items()],
-           "train": {"max_epochs": 3, "batch_size": 32, "patience": 0, "progress": False, "threads": 1, **train}}
+           "train": {"max_epochs": 3, "batch_size": 32, "patience": 0, "progress": False, "threads": 1, **train},
+           "preset": "none"}  # one network: these tests are about its tracking, not about the recipe search
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     return tmp_path / "cfg.yaml"
 

@@ -50,6 +50,7 @@ def make_logger(cfg, run_dir: Optional[Path]) -> Any:
         extra = "tracking" if cfg.logger == "mlflow" else "tracking (tensorboard)"
         raise ConfigError(f"train.logger: {cfg.logger} needs {err.name}; pip install 'modalfuse[{extra}]'") from None
     logger.log_hyperparams(_flat(cfg.model_dump(mode="json"), "train"))
+    run_dir.mkdir(parents=True, exist_ok=True)  # an ensemble member's folder (RUN/member<i>) does not exist yet
     (run_dir / TRACKING).write_text(json.dumps({"logger": "mlflow", "tracking_uri": logger._tracking_uri,
                                                 "experiment_id": logger.experiment_id, "run_id": logger.run_id}, indent=2))
     return logger
