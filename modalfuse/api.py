@@ -32,6 +32,7 @@ from .evaluate import classification_metrics, regression_metrics
 from .fusion import FUSIONS
 from .model import MultimodalNet
 from .outputs import average_outputs
+from .recipes import Plan, check_heads, member_plans, resolve_recipes
 from .train import fit_net
 from .train.checkpoint import latest_checkpoint
 from .train.distributed import is_rank_zero
@@ -69,8 +70,8 @@ class MultimodalModel:
             ENCODERS.get(m.encoder.name)
         FUSIONS.get(self.model_config.fusion.name)
         #: a weighted ensemble of recipes (``recipes:``); empty: the one recipe of ``model`` and ``train``
-        self.recipes = [validated(RecipeConfig, r, "", at=f"recipes[{i}]") for i, r in enumerate(recipes or [])]
-        self._plans()  # the recipes' encoders, fusions and train changes are checked now, not at fit
+        self.recipes = resolve_recipes(self.modalities, [validated(RecipeConfig, r, "", at=f"recipes[{i}]") for i, r in enumerate(recipes or [])])
+        self._plans()  # the recipes' train changes are checked now, not at fit
         self.target = target
         #: the task asked for ("auto", "classification" or "regression"); ``task_`` is what fit() settled on
         self.requested_task = task
@@ -86,8 +87,6 @@ class MultimodalModel:
         self.preprocessors = {m.name: make_preprocessor(m) for m in self.modalities}
         self.target_encoder: Optional[TargetEncoder] = None
         self.members: list[MultimodalNet] = []
-        #: each member's share of the averaged prediction; None: equal shares (one recipe, possibly a deep ensemble)
-        self.member_weights: Optional[list[float]] = None
         self.temperature = 1.0
         self.reports: dict[str, SkipReport] = {}
         self.history: dict[str, Any] = {}
@@ -190,7 +189,7 @@ class MultimodalModel:
         self.checked = {name: self._features(source, name) for name, source in (check or {}).items()}
         run_path = Path(run_dir or resume) if (run_dir or resume) else None
         plans = self._plans()
-        self._check_heads(plans)
+        check_heads(plans, self.task, self.target_encoder.n_outputs)
         self.members, histories = [], []
         for i, (modalities, model_config, cfg, _) in enumerate(plans):
             aux = model_config.aux_weight
@@ -218,43 +217,14 @@ class MultimodalModel:
         """The fitted task (``task_``), or the requested one before fitting."""
         return self.task_ or self.requested_task
 
-    def _plans(self) -> list[tuple[list[ModalityConfig], ModelConfig, TrainConfig, float]]:
-        """(modalities, model, train, share) of each network to train: ``train.ensemble`` seeds of each recipe, or of
-        the one recipe of ``model`` and ``train`` when there are no ``recipes``."""
-        if not self.recipes:
-            n = self.train_config.ensemble
-            return [(self.modalities, self.model_config, self.train_config.model_copy(update={"seed": self.train_config.seed + i}), 1.0 / n)
-                    for i in range(n)]
-        names, total, plans = [m.name for m in self.modalities], sum(r.weight for r in self.recipes), []
-        for j, recipe in enumerate(self.recipes):
-            at = f"recipes[{j}]" + (f" ({recipe.label})" if recipe.label else "")
-            unknown = sorted(set(recipe.encoders) - set(names))
-            if unknown:
-                raise ConfigError(f"{at}.encoders: {unknown} name no modality; the modalities are {names}")
-            FUSIONS.get(recipe.model.fusion.name)
-            for m in self.modalities:  # the fields a recipe's encoder sets replace the modality's own (saved resolved)
-                enc = recipe.encoders.get(m.name)
-                if enc is not None:
-                    update = {k: getattr(enc, k) for k in enc.model_fields_set if getattr(enc, k) is not None}
-                    recipe.encoders[m.name] = m.encoder.model_copy(update=update)
-                    ENCODERS.get(recipe.encoders[m.name].name)
-            mods = [m.model_copy(update={"encoder": recipe.encoders[m.name]}) if m.name in recipe.encoders else m for m in self.modalities]
-            train = validated(TrainConfig, {**self.train_config.model_dump(), **recipe.train}, "", at=f"{at}.train")
-            plans += [(mods, recipe.model, train.model_copy(update={"seed": train.seed + i}), recipe.weight / total / train.ensemble)
-                      for i in range(train.ensemble)]
-        return plans
+    def _plans(self) -> list[Plan]:
+        """(modalities, model, train, share) of each network to train (``recipes.member_plans``)."""
+        return member_plans(self.modalities, self.model_config, self.train_config, self.recipes)
 
-    def _check_heads(self, plans: list) -> None:
-        """Members combine by the first one's head: every recipe's head must read outputs alike (e.g. multiclass and
-        margin), checked before any training."""
-        from .heads import HEADS, averages_alike, resolve_head
-
-        heads = [HEADS.get(resolve_head(self.task, self.target_encoder.n_outputs, model_config.head)) for _, model_config, _, _ in plans]
-        for head, (_, model_config, _, _) in zip(heads[1:], plans[1:]):
-            if not averages_alike(head, heads[0]):
-                raise ConfigError(f"recipes: a {head.__name__} (head: {model_config.head}) cannot be averaged with the first "
-                                  f"recipe's {heads[0].__name__} (head: {plans[0][1].head}); give every recipe the same kind of head")
-        self.member_weights = [share for *_, share in plans] if self.recipes else None
+    @property
+    def member_weights(self) -> Optional[list[float]]:
+        """Each member's share of the averaged prediction; None: equal shares (one recipe, possibly a deep ensemble)."""
+        return [share for *_, share in self._plans()] if self.recipes else None
 
     def _build_net(self, modalities: Optional[list[ModalityConfig]] = None, model_config: Optional[ModelConfig] = None) -> MultimodalNet:
         info = {name: pre.encoder_info() for name, pre in self.preprocessors.items()}
@@ -416,7 +386,7 @@ class MultimodalModel:
         model.temperature = spec.temperature
         tensors = read_tensors(folder)
         plans = model._plans()
-        model._check_heads(plans)
+        check_heads(plans, model.task, model.target_encoder.n_outputs)
         for i, (modalities, model_config, _, _) in enumerate(plans):
             prefix = f"member{i}." if len(plans) > 1 else ""
             net = model._build_net(modalities, model_config)
