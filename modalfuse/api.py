@@ -36,6 +36,7 @@ from .recipes import Plan, check_heads, member_plans, resolve_recipes
 from .train import fit_net
 from .train.checkpoint import latest_checkpoint
 from .train.distributed import is_rank_zero
+from .tracking.loggers import start_parent_run
 
 
 class MultimodalModel:
@@ -191,6 +192,8 @@ class MultimodalModel:
         plans = self._plans()
         check_heads(plans, self.task, self.target_encoder.n_outputs)
         self.members, histories = [], []
+        if run_path is not None and len(plans) > 1 and is_rank_zero():  # one tracking record for the whole run
+            start_parent_run(self.train_config, run_path, len(plans))
         for i, (modalities, model_config, cfg, _) in enumerate(plans):
             aux = model_config.aux_weight
             if aux is None:

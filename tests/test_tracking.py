@@ -107,3 +107,36 @@ def test_export_register_serve_audit(tmp_path, capsys, monkeypatch, one_torch_th
     assert all(x["model"] == "models:/digits/1" and x["latency_ms"] >= 0 and x["time"] for x in lines)
     assert predicts[0]["key_id"] == hashlib.sha256(b"s3cret-token").hexdigest()[:12] and predicts[1]["key_id"] == "-"
     assert "s3cret" not in audit.read_text() and "payload" not in audit.read_text()  # no secrets, no bodies
+
+
+def test_an_ensemble_run_is_one_mlflow_run_with_a_child_per_member(tmp_path, capsys, monkeypatch, one_torch_thread):
+    """train.ensemble: 2 → RUN/tracking.json is the run-level MLflow run (config, summary, test metrics), each member's
+    run is its child, the registered bundle is its child too; resuming the run logs into the runs it started."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["train", str(_config(tmp_path, logger="mlflow", ensemble=2, max_epochs=2)), "--run-dir", str(tmp_path / "runs")]) == 0
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # MLflow sets it; left set, a later run elsewhere would log here
+    run = _run(capsys)
+    top = json.loads((run / "tracking.json").read_text())
+    members = [json.loads((run / f"member{i}" / "tracking.json").read_text()) for i in range(2)]
+    client = MlflowClient(tracking_uri=top["tracking_uri"])
+    parent = client.get_run(top["run_id"])
+    assert top["members"] == 2 and parent.data.params["train.ensemble"] == "2" and "test_accuracy" in parent.data.metrics
+    assert {a.path for a in client.list_artifacts(top["run_id"])} >= {"config.yaml", "summary.json", "model"}
+    assert len({m["run_id"] for m in members} | {top["run_id"]}) == 3
+    for m in members:  # each member's per-epoch metrics live in its own run, a child of the run-level one
+        assert client.get_run(m["run_id"]).data.tags["mlflow.parentRunId"] == top["run_id"] == m["parent_run_id"]
+        assert len(client.get_metric_history(m["run_id"], "val_loss")) == 2
+
+    assert main(["export", str(run), str(tmp_path / "bundle"), "--register", "ens"]) == 0
+    assert f"child of run {top['run_id']}" in capsys.readouterr().out
+
+    # resuming the (finished) run makes no new MLflow run: the run level and the members keep theirs
+    assert main(["train", str(run / "config.yaml"), "--resume", str(run)]) == 0
+    assert json.loads((run / "tracking.json").read_text())["run_id"] == top["run_id"]
+    assert [json.loads((run / f"member{i}" / "tracking.json").read_text())["run_id"] for i in range(2)] == [m["run_id"] for m in members]
+    trained = [r for r in client.search_runs([top["experiment_id"]]) if r.data.tags.get("modalfuse.kind") != "bundle"]
+    assert len(trained) == 3
