@@ -66,10 +66,12 @@ def main() -> None:
     p.add_argument("--batch-sizes", default="64,128,256", help="global batches, comma-separated (the recipe has 64); each of 2 processes takes half")
     p.add_argument("--pairs", action=argparse.BooleanOptionalAction, default=True,
                    help="also run two independent 1-process runs at once (no communication): the 2 cores' ceiling")
+    p.add_argument("--step-costs", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time one step alone, apart and under DDP in plain torch (bench/ddp_step_cost.py), per global batch")
     p.add_argument("--out", default=str(RESULTS_DIR / "distributed_scaling.md"))
     args = p.parse_args()
     if args.quick:
-        args.repeats, args.epochs, args.out, args.pairs = 1, 3, None, False
+        args.repeats, args.epochs, args.out, args.pairs, args.step_costs = 1, 3, None, False, False
     import torch
 
     torch.set_num_threads(1)
@@ -90,6 +92,12 @@ def main() -> None:
                     pair = pool.map(alone, [(args.data_dir, args.epochs, r, batch)] * 2)
                 results.append({"processes": "2 × 1 apart", "samples_per_s": sum(pair), "batch": batch, "repeat": r})
                 print(f"batch {batch}, repeat {r}: two 1-process runs at once: {pair}", file=sys.stderr, flush=True)
+    costs = {}
+    if args.step_costs:
+        from ddp_step_cost import step_costs
+
+        costs = {batch: step_costs(batch, args.data_dir) for batch in batches}
+        print(f"step costs: {costs}", file=sys.stderr, flush=True)
     info = machine_info(1)
     recipe_batch = recipe_model("spoken_digits", "fused concat", ds).train_config.batch_size
     lines = [
@@ -120,6 +128,11 @@ def main() -> None:
     if args.pairs:
         lines += ["", "The last column is the machine's own ceiling for two processes: two 1-process runs of the same seed "
                   "started together, with no communication between them; the 2-process ratio can reach it only if DDP costs nothing."]
+    if costs:
+        from ddp_step_cost import table
+
+        lines += ["", "Where a step's time goes (bench/ddp_step_cost.py, plain torch, same network; median ms a step over 20 "
+                  "steps, the slower rank where two run):", "", *table(costs)]
     publish(lines, args.out)
 
 
