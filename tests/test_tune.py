@@ -48,9 +48,9 @@ def test_two_trials_in_a_subprocess_interrupted_and_resumed(tmp_path):
     cfg = {"data": {"train": "train.csv", "target": "label", "task": "classification", "cache_dir": "none"},
            "modalities": [{"name": m, "kind": "vector", "columns": c, "encoder": {"dim": 8}} for m, c in distributed_job.COLUMNS.items()],
            "train": {"batch_size": 32, "patience": 0, "threads": 1, "val_fraction": 0.2},
-           # grid, one at a time: trial 0 takes 1 epoch, trial 1 takes 150, so it is running when the sweep is interrupted
+           # grid, one at a time: trial 0 takes 1 epoch, trial 1 takes 400, so it is running when the sweep is interrupted
            "search": {"metric": "val_loss", "algorithm": "grid", "max_concurrent": 1, "scheduler": {"name": "none"},
-                      "space": {"train.max_epochs": {"grid": [1, 150]}}}}
+                      "space": {"train.max_epochs": {"grid": [1, 400]}}}}
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "modalfuse.cli", "tune", "sweep.yaml", "-o", "out"]
@@ -71,8 +71,8 @@ def test_two_trials_in_a_subprocess_interrupted_and_resumed(tmp_path):
     assert "2/2 trials finished" in second.stdout and "(resumed)" in second.stdout
     assert next(sweep.glob("trial_*_00000/result.json")).read_bytes() == kept  # the finished trial was not run again
     table = pd.read_csv(tmp_path / "out" / "results.csv")
-    assert sorted(table["train.max_epochs"]) == [1, 150] and set(table["status"]) == {"done"}
-    assert sorted(table["epochs"]) == [1, 150]
+    assert sorted(table["train.max_epochs"]) == [1, 400] and set(table["status"]) == {"done"}
+    assert sorted(table["epochs"]) == [1, 400]
     best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
     assert "search" not in best and best["train"]["max_epochs"] == int(table.sort_values("best val_loss")["train.max_epochs"].iloc[0])
     assert (tmp_path / "out" / "tune.png").stat().st_size > 1000
