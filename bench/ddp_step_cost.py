@@ -61,16 +61,10 @@ def _worker(rank: int, world: int, mode: str, batch: int, steps: int, port: int,
     times = []
     for _ in range(steps + 3):  # the first 3 are warm-up
         start = time.perf_counter()
-        if ddp is None:
-            loss, _ = module.loss(rows)
-        else:
-            with ddp.no_sync() if mode.startswith("no_sync") else contextlib.nullcontext():
-                loss = _loss(module.net.head.loss, ddp(rows).output, rows.target)
-                opt.zero_grad()
-                loss.backward()
-        if ddp is None:
+        with contextlib.nullcontext() if ddp is None or mode.startswith("ddp") else ddp.no_sync():
+            loss = module.loss(rows)[0] if ddp is None else _loss(module.net.head.loss, ddp(rows).output, rows.target)
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # under DDP, the gradients' all-reduce runs here (skipped in no_sync)
         opt.step()
         times.append(time.perf_counter() - start)
     times = sorted(times[3:])

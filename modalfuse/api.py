@@ -14,18 +14,16 @@ import torch
 import yaml
 
 from .core.storage import estimator_files, load_preprocessors, load_state, open_model_folder, read_json, read_tensors, save_model_folder
-from .errors import DataError, fitted
+from .errors import ConfigError, DataError, fitted
 from .config import Config, ModalityConfig, ModelConfig, ModelSpec, RecipeConfig, TrainConfig
 from .options import item_key, validated
-from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor
-from .data.target import require_target
+from .data import Features, SkipReport, TargetEncoder, featurize, infer_task, make_preprocessor, require_target
 from .augment import augmenters
 from .data.cache import FeatureCache
 from .data.decode import default_workers
 from .data.disk import featurize_disk
 from .data.storage import choose_storage, target_values
 from .data.readers import as_frame
-from .errors import ConfigError
 from .encoders import ENCODERS
 from .encoders.frozen_cache import frozen_caches
 from .evaluate import classification_metrics, regression_metrics
@@ -192,8 +190,7 @@ class MultimodalModel:
         plans = self._plans()
         check_heads(plans, self.task, self.target_encoder.n_outputs)
         self.members, histories = [], []
-        if run_path is not None and len(plans) > 1 and is_rank_zero():  # one tracking record for the whole run
-            start_parent_run(self.train_config, run_path, len(plans))
+        start_parent_run(self.train_config, run_path, len(plans))  # mlflow, several members: one record for the run
         for i, (modalities, model_config, cfg, _) in enumerate(plans):
             aux = model_config.aux_weight
             if aux is None:

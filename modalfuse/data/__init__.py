@@ -2,6 +2,6 @@
 from .batch import Batch
 from .dataset import Features, SkipReport, featurize
 from ..kinds import Preprocessor, make_preprocessor
-from .target import TargetEncoder, infer_task
+from .target import TargetEncoder, infer_task, require_target
 
-__all__ = ["Batch", "Features", "SkipReport", "featurize", "Preprocessor", "make_preprocessor", "TargetEncoder", "infer_task"]
+__all__ = ["Batch", "Features", "SkipReport", "featurize", "Preprocessor", "make_preprocessor", "TargetEncoder", "infer_task", "require_target"]

@@ -52,23 +52,30 @@ def _experiment_name() -> str:
     return os.environ.get("MLFLOW_EXPERIMENT_NAME", "modalfuse")
 
 
-def start_parent_run(cfg, run_dir: Path, members: int) -> Optional[dict[str, Any]]:
-    """The run-level MLflow run of a run folder that trains ``members`` networks (RUN/tracking.json), or None
-    when ``cfg.logger`` is not mlflow. Its members' runs are its children; a resumed run keeps the one it had."""
-    if cfg.logger != "mlflow":
+def experiment_id(client, artifacts: Optional[str], name: str = "modalfuse") -> str:
+    """The id of MLflow experiment ``name`` in ``client``'s store, created (artefacts under ``artifacts``) when missing."""
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found else client.create_experiment(name, artifact_location=artifacts)
+
+
+def start_parent_run(cfg, run_dir: Optional[Path], members: int) -> Optional[dict[str, Any]]:
+    """The run-level MLflow run (RUN/tracking.json) of a run folder that trains ``members`` networks, whose runs are
+    its children; None unless ``cfg.logger`` is mlflow, there are several members and this is rank zero. A resumed
+    run keeps the one it had."""
+    from ..train.distributed import is_rank_zero
+
+    if cfg.logger != "mlflow" or run_dir is None or members < 2 or not is_rank_zero():
         return None
     run_dir = Path(run_dir)
+    uri, artifacts = tracking_uri(cfg.tracking_uri)
+    if _resumable(run_dir, uri) is not None:
+        return run_info(run_dir)
     try:
         from mlflow.tracking import MlflowClient
     except ModuleNotFoundError as err:
         raise ConfigError(f"train.logger: mlflow needs {err.name}; pip install 'modalfuse[tracking]'") from None
-    uri, artifacts = tracking_uri(cfg.tracking_uri)
     client = MlflowClient(tracking_uri=uri)
-    run_id = _resumable(run_dir, uri)
-    if run_id is not None:
-        return run_info(run_dir)
-    found = client.get_experiment_by_name(_experiment_name())
-    experiment = found.experiment_id if found else client.create_experiment(_experiment_name(), artifact_location=artifacts)
+    experiment = experiment_id(client, artifacts, _experiment_name())
     run = client.create_run(experiment, run_name=run_dir.name, tags={"modalfuse.members": str(members)})
     for key, value in _flat(cfg.model_dump(mode="json"), "train").items():
         client.log_param(run.info.run_id, key, value)
@@ -111,7 +118,7 @@ def make_logger(cfg, run_dir: Optional[Path]) -> Any:
         raise ConfigError(f"train.logger: {cfg.logger} needs {err.name}; pip install 'modalfuse[{extra}]'") from None
     if resumed is None:  # a resumed run has its parameters (MLflow refuses to change one, e.g. a new world size)
         logger.log_hyperparams(_flat(cfg.model_dump(mode="json"), "train"))
-    _write_info(run_dir, logger._tracking_uri, logger.experiment_id, logger.run_id,
+    _write_info(run_dir, uri, logger.experiment_id, logger.run_id,
                 **({"parent_run_id": parent["run_id"]} if parent else {}))
     return logger
 

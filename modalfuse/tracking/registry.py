@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import ModalfuseError
-from .loggers import tracking_uri
+from .loggers import experiment_id, tracking_uri
 
 MODELS_URI = re.compile(r"^models:/(?P<name>[^/]+)/(?P<version>\d+|latest)$")
 
@@ -31,11 +31,6 @@ def _client(uri: Optional[str]):
         raise RegistryError("the model registry needs MLflow; pip install 'modalfuse[tracking]'") from None
     store, artifacts = tracking_uri(uri)
     return MlflowClient(tracking_uri=store, registry_uri=store), store, artifacts
-
-
-def _experiment(client, artifacts: Optional[str]) -> str:
-    found = client.get_experiment_by_name("modalfuse")
-    return found.experiment_id if found else client.create_experiment("modalfuse", artifact_location=artifacts)
 
 
 def register_bundle(bundle: str | Path, name: str, uri: Optional[str] = None) -> dict[str, Any]:
@@ -56,7 +51,7 @@ def register_bundle(bundle: str | Path, name: str, uri: Optional[str] = None) ->
         client, store, artifacts = _client(uri)
         parent = (lineage.get("parent_run") or {})
         same_store = parent.get("tracking_uri") == store
-        experiment = parent["experiment_id"] if same_store else _experiment(client, artifacts)
+        experiment = parent["experiment_id"] if same_store else experiment_id(client, artifacts)
         tags = {"mlflow.parentRunId": parent["run_id"]} if same_store else {}
         run = client.create_run(experiment, run_name=f"register-{name}", tags={**tags, "modalfuse.kind": "bundle"})
         client.log_artifacts(run.info.run_id, str(folder), "bundle")
